@@ -1,0 +1,146 @@
+// Package digicert is the credential_status adapter for DigiCert partner API keys (the Partner
+// Subscriptions API): http.credential_status.providers.digicert.
+//
+// This file is the vendor client; it imports nothing from Caddy.
+package digicert
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+
+	"github.com/credgate/credgate/module/provider"
+)
+
+const (
+	// DefaultBaseURL is DigiCert's origin.
+	DefaultBaseURL = "https://www.digicert.com"
+	// IDPattern is DigiCert's API key ID format: an integer.
+	IDPattern = `[0-9]{1,19}`
+	// HeaderAPIKey carries the partner API key.
+	HeaderAPIKey = "X-PARTNER-APIKEY"
+
+	keyPath = "/partner-subscription/api/v1/api-key/"
+)
+
+// Client speaks the DigiCert Partner Subscriptions API for one partner account.
+type Client struct {
+	baseURL string
+	apiKey  string
+	up      *provider.Upstream
+}
+
+// NewClient returns a client for the account whose partner key is apiKey. baseURL is the
+// origin, without a trailing slash.
+func NewClient(baseURL, apiKey string, up *provider.Upstream) *Client {
+	return &Client{baseURL: baseURL, apiKey: apiKey, up: up}
+}
+
+// Metadata is the non-secret part of a DigiCert API key. api_key_last4 is DigiCert's own
+// redacted form of the key, meant for display.
+type Metadata struct {
+	ID           provider.Scalar `json:"id,omitempty"`
+	Name         string          `json:"name,omitempty"`
+	AccountID    provider.Scalar `json:"account_id,omitempty"`
+	CreatedAt    string          `json:"created_at,omitempty"`
+	LastUsedDate string          `json:"last_used_date,omitempty"`
+	APIKeyLast4  string          `json:"api_key_last4,omitempty"`
+}
+
+// apiKey is the answer of GET /partner-subscription/api/v1/api-key/{apiKeyId}.
+type apiKey struct {
+	Metadata
+	Status string `json:"status"`
+}
+
+// errorBody is DigiCert's error shape (documented for its other APIs; unconfirmed here, so
+// any other body is tolerated).
+type errorBody struct {
+	Errors []struct {
+		Code string `json:"code"`
+	} `json:"errors"`
+}
+
+// Read returns the API key's status.
+func (c *Client) Read(ctx context.Context, id string) (*provider.Credential, error) {
+	req, err := provider.NewRequest(ctx, http.MethodGet, c.baseURL+keyPath+url.PathEscape(id), nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header[HeaderAPIKey] = []string{c.apiKey}
+	resp, err := c.up.Do(req, true)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, classify(resp)
+	}
+	var k apiKey
+	if err := provider.DecodeJSON(resp, "API key", &k); err != nil {
+		return nil, err
+	}
+	return credential(&k.Metadata, k.Status), nil
+}
+
+// Change sets the API key's status: active or inactive. It reads the key first, so that
+// asking for the status it has changes nothing.
+func (c *Client) Change(ctx context.Context, ch *provider.Change) (*provider.Result, error) {
+	if ch.Status != provider.StatusActive && ch.Status != provider.StatusInactive {
+		return nil, provider.Errorf(provider.KindUnsupported, 0, "DigiCert API keys are active or inactive")
+	}
+	cur, err := c.Read(ctx, ch.ID)
+	if err != nil {
+		return nil, err
+	}
+	if cur.Status == ch.Status {
+		return &provider.Result{Credential: *cur}, nil
+	}
+	body := struct {
+		Status provider.Status `json:"status"`
+	}{ch.Status}
+	req, err := provider.NewRequest(ctx, http.MethodPut, c.baseURL+keyPath+url.PathEscape(ch.ID)+"/status", body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header[HeaderAPIKey] = []string{c.apiKey}
+	resp, err := c.up.Do(req, true) // setting a status twice is setting it once
+	if err != nil {
+		return nil, err
+	}
+	// 204 No Content is the documented success; a 200, with or without a body, is taken too.
+	if resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusOK {
+		return nil, classify(resp)
+	}
+	cur.Status, cur.ProviderStatus = ch.Status, string(ch.Status)
+	return &provider.Result{Credential: *cur, Changed: true}, nil
+}
+
+func credential(m *Metadata, status string) *provider.Credential {
+	s := provider.StatusUnknown
+	switch status {
+	case "active":
+		s = provider.StatusActive
+	case "inactive":
+		s = provider.StatusInactive
+	}
+	return &provider.Credential{Status: s, ProviderStatus: status, Metadata: m}
+}
+
+// classify maps an answer other than success. A 403 means the key belongs to an account the
+// partner key cannot manage ("an unrelated account", in DigiCert's words): Foreign, so that a
+// probe of several DigiCert accounts reads it as "not this account".
+func classify(resp *provider.Response) error {
+	detail := ""
+	var eb errorBody
+	if json.Unmarshal(resp.Body, &eb) == nil && len(eb.Errors) > 0 && eb.Errors[0].Code != "" {
+		detail = "DigiCert error " + eb.Errors[0].Code
+	}
+	if resp.StatusCode == http.StatusForbidden {
+		if detail == "" {
+			detail = "the API key belongs to an account this partner key cannot manage"
+		}
+		return &provider.Error{Kind: provider.KindForbidden, StatusCode: resp.StatusCode, Foreign: true, Detail: detail}
+	}
+	return provider.ClassifyStatus(resp.StatusCode, detail)
+}

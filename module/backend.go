@@ -1,0 +1,116 @@
+package module
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/credgate/credgate/module/provider"
+)
+
+// backend is a configured provider at run time: its adapter's client behind its breaker.
+type backend struct {
+	name      string
+	adapter   string
+	s         settings
+	caps      provider.Capabilities
+	client    provider.Client
+	breaker   *breaker
+	transport *http.Transport
+}
+
+// read calls the provider's read endpoint through the breaker, within the provider's timeout.
+func (b *backend) read(ctx context.Context, id string) (*provider.Credential, error) {
+	done, err := b.breaker.allow()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.s.timeout)
+	defer cancel()
+	cred, err := b.client.Read(ctx, id)
+	if err == nil && cred == nil {
+		err = errors.New("adapter returned no credential")
+	}
+	err = settle(ctx, err)
+	done(err)
+	return cred, err
+}
+
+// change calls the provider's change through the breaker, within the provider's timeout.
+func (b *backend) change(ctx context.Context, c *provider.Change) (*provider.Result, error) {
+	done, err := b.breaker.allow()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.s.timeout)
+	defer cancel()
+	res, err := b.client.Change(ctx, c)
+	if err == nil && res == nil {
+		err = errors.New("adapter returned no result")
+	}
+	err = settle(ctx, err)
+	done(err)
+	return res, err
+}
+
+// settle turns what an adapter returned into a classified error: a done context wins over
+// whatever error it caused, and an unclassified error is a provider error.
+func settle(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		if k := provider.KindOf(err); k != provider.KindTimeout && k != provider.KindCanceled {
+			if errors.Is(ctxErr, context.DeadlineExceeded) {
+				return &provider.Error{Kind: provider.KindTimeout, Detail: "provider did not answer in time"}
+			}
+			return &provider.Error{Kind: provider.KindCanceled, Detail: "request canceled"}
+		}
+		return err
+	}
+	var pe *provider.Error
+	if !errors.As(err, &pe) {
+		return &provider.Error{Kind: provider.KindUpstream, Detail: "provider error", Err: err}
+	}
+	return err
+}
+
+// newTransport returns a provider's own keep-alive transport. TLS is always verified; caFile,
+// when set, replaces the system roots with the PEM certificates it holds.
+func newTransport(s settings, caFile string) (*http.Transport, error) {
+	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls_ca_file: %v", err)
+		}
+		roots := x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls_ca_file %s: no PEM certificate in it", caFile)
+		}
+		tlsConfig.RootCAs = roots
+	}
+	dialer := &net.Dialer{Timeout: s.timeout, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           dialer.DialContext,
+		TLSClientConfig:       tlsConfig,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          s.maxConnections,
+		MaxIdleConnsPerHost:   s.maxConnections,
+		MaxConnsPerHost:       s.maxConnections,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}, nil
+}
+
+// noRedirects makes the client return a vendor's redirect as it is: the adapter treats it as
+// an unexpected answer, and the gateway's credentials never follow it to another host.
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }

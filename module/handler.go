@@ -1,0 +1,307 @@
+// Package module is credgate's host: the Caddy HTTP handler http.handlers.credential_status,
+// which serves the normalized endpoint /credentials/{id}/status, finds the provider that owns
+// an ID, and calls that provider's adapter behind the provider's circuit breaker.
+//
+// Adapters are guest modules in the namespace http.credential_status.providers; see [Adapter].
+package module
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"regexp"
+	"sort"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/credgate/credgate/module/provider"
+)
+
+func init() {
+	caddy.RegisterModule(new(Handler))
+}
+
+// Defaults of the handler's options.
+const (
+	DefaultCacheSize   = 100_000
+	DefaultCacheTTL    = 24 * time.Hour
+	DefaultNegativeTTL = 30 * time.Second
+)
+
+// Handler serves GET and PUT /credentials/{id}/status: it reads or changes the status of a
+// credential at whichever configured provider owns it. Other paths go to the next handler.
+type Handler struct {
+	// How many ID-to-provider mappings the cache holds. Default 100000.
+	CacheSize int `json:"cache_size,omitempty"`
+	// How long a mapping of an ID to its provider is kept. Default 24h.
+	CacheTTL caddy.Duration `json:"cache_ttl,omitempty"`
+	// How long "no provider owns this ID" is kept, after a probe of several candidates found
+	// none. Default 30s.
+	NegativeTTL caddy.Duration `json:"negative_ttl,omitempty"`
+	// The largest request body accepted, in bytes. Default 65536 (64 KiB).
+	MaxBody int64 `json:"max_body,omitempty"`
+
+	// The providers, by name. Each is an adapter module of the namespace
+	// http.credential_status.providers, named by its "adapter" field.
+	ProvidersRaw map[string]json.RawMessage `json:"providers,omitempty" caddy:"namespace=http.credential_status.providers inline_key=adapter"`
+
+	backends map[string]*backend
+	ordered  []*backend // by name
+	cache    *idCache
+	poolKeys []string
+	probes   singleflight.Group
+	logger   *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (*Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.credential_status",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+var providerName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// Provision loads the adapters, resolves each provider's options and takes its breaker and
+// the ID cache from the pool that outlives reloads. It makes no network call.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	if h.CacheSize == 0 {
+		h.CacheSize = DefaultCacheSize
+	}
+	if h.CacheTTL == 0 {
+		h.CacheTTL = caddy.Duration(DefaultCacheTTL)
+	}
+	if h.NegativeTTL == 0 {
+		h.NegativeTTL = caddy.Duration(DefaultNegativeTTL)
+	}
+	if h.MaxBody == 0 {
+		h.MaxBody = DefaultMaxBody
+	}
+	if len(h.ProvidersRaw) == 0 {
+		return fmt.Errorf("credential_status: configure at least one provider")
+	}
+	for name := range h.ProvidersRaw {
+		if !providerName.MatchString(name) {
+			return fmt.Errorf("credential_status: provider name %q: use 1 to 64 letters, digits, '.', '_' or '-'", name)
+		}
+	}
+	mods, err := ctx.LoadModule(h, "ProvidersRaw")
+	if err != nil {
+		return fmt.Errorf("credential_status: loading providers: %v", err)
+	}
+	h.backends = make(map[string]*backend, len(h.ProvidersRaw))
+	for name, mod := range mods.(map[string]any) {
+		b, err := h.provisionBackend(name, mod)
+		if err != nil {
+			return fmt.Errorf("credential_status: provider %s: %v", name, err)
+		}
+		h.backends[name] = b
+		h.ordered = append(h.ordered, b)
+	}
+	sort.Slice(h.ordered, func(i, j int) bool { return h.ordered[i].name < h.ordered[j].name })
+
+	key := cacheKey(h.CacheSize, h.ordered)
+	val, _, err := pool.LoadOrNew(key, func() (caddy.Destructor, error) { return newIDCache(h.CacheSize) })
+	if err != nil {
+		return fmt.Errorf("credential_status: cache: %v", err)
+	}
+	h.poolKeys = append(h.poolKeys, key)
+	h.cache = val.(*idCache)
+	return nil
+}
+
+func (h *Handler) provisionBackend(name string, mod any) (*backend, error) {
+	a, ok := mod.(Adapter)
+	if !ok {
+		return nil, fmt.Errorf("module %T is not a credential_status adapter", mod)
+	}
+	adapter := a.CaddyModule().ID.Name()
+	vendor := a.Vendor()
+	opts := a.providerOptions()
+	s, err := opts.resolve(vendor)
+	if err != nil {
+		return nil, err
+	}
+	transport, err := newTransport(s, opts.TLSCAFile)
+	if err != nil {
+		return nil, err
+	}
+	b := &backend{name: name, adapter: adapter, s: s, caps: vendor.Capabilities, transport: transport}
+	up := &provider.Upstream{
+		Client:      &http.Client{Transport: transport, CheckRedirect: noRedirects},
+		MaxResponse: s.maxResponse,
+		Retries:     s.retries,
+		Backoff:     100 * time.Millisecond,
+		MaxBackoff:  2 * time.Second,
+	}
+	if b.client, err = a.Open(s.baseURL, up); err != nil {
+		transport.CloseIdleConnections()
+		return nil, err
+	}
+	key := breakerKey(name, adapter, s)
+	val, _, err := pool.LoadOrNew(key, func() (caddy.Destructor, error) {
+		return newBreaker(name, s, h.logger), nil
+	})
+	if err != nil {
+		transport.CloseIdleConnections()
+		return nil, err
+	}
+	h.poolKeys = append(h.poolKeys, key)
+	b.breaker = val.(*breaker)
+	return b, nil
+}
+
+// Validate checks the handler's own options.
+func (h *Handler) Validate() error {
+	if h.CacheSize < 0 {
+		return fmt.Errorf("credential_status: cache_size must be positive")
+	}
+	if h.CacheTTL < 0 || h.NegativeTTL < 0 {
+		return fmt.Errorf("credential_status: cache_ttl and negative_ttl must be positive")
+	}
+	if h.MaxBody < 0 {
+		return fmt.Errorf("credential_status: max_body must be positive")
+	}
+	return nil
+}
+
+// Cleanup releases what Provision took: the pool's breakers and cache (they live on while a
+// newer config uses them), and idle connections. It is safe after a failed Provision.
+func (h *Handler) Cleanup() error {
+	for _, key := range h.poolKeys {
+		_, _ = pool.Delete(key)
+	}
+	h.poolKeys = nil
+	for _, b := range h.backends {
+		b.transport.CloseIdleConnections()
+	}
+	return nil
+}
+
+// ServeHTTP serves /credentials/{id}/status and passes every other path on.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	id, ours, idErr := credentialID(r.URL)
+	if !ours {
+		return next.ServeHTTP(w, r)
+	}
+	var p *Problem
+	switch r.Method {
+	case http.MethodGet:
+		if idErr != nil {
+			p = newProblem(probInvalid, idErr.Error())
+			break
+		}
+		p = h.serveGet(w, r, id)
+	case http.MethodPut:
+		if idErr != nil {
+			p = newProblem(probInvalid, idErr.Error())
+			break
+		}
+		p = h.servePut(w, r, id)
+	default:
+		p = newProblem(probMethod, "use GET to read a credential's status, PUT to change it")
+		p.allow = "GET, PUT"
+	}
+	if p != nil {
+		h.logProblem(r, p)
+		writeProblem(w, p)
+	}
+	return nil
+}
+
+// statusBody is the answer of GET and PUT.
+type statusBody struct {
+	ID             string          `json:"id"`
+	Provider       string          `json:"provider"`
+	Adapter        string          `json:"adapter"`
+	Status         provider.Status `json:"status"`
+	Changed        *bool           `json:"changed,omitempty"`
+	PendingStatus  provider.Status `json:"pending_status,omitempty"`
+	ProviderStatus string          `json:"provider_status,omitempty"`
+	Credential     any             `json:"credential,omitempty"`
+}
+
+func (h *Handler) serveGet(w http.ResponseWriter, r *http.Request, id string) *Problem {
+	hint := r.URL.Query().Get("provider")
+	cred, b, p := h.read(r, id, hint)
+	if p != nil {
+		return p
+	}
+	writeJSON(w, http.StatusOK, &statusBody{
+		ID: id, Provider: b.name, Adapter: b.adapter,
+		Status: cred.Status, ProviderStatus: cred.ProviderStatus, Credential: cred.Metadata,
+	})
+	return nil
+}
+
+func (h *Handler) servePut(w http.ResponseWriter, r *http.Request, id string) *Problem {
+	if p := checkJSONContentType(r); p != nil {
+		return p
+	}
+	body, p := readBody(r, h.MaxBody)
+	if p != nil {
+		return p
+	}
+	req, p := parseChange(r, body)
+	if p != nil {
+		p.ID = id
+		return p
+	}
+	res, b, p := h.change(r, id, &req)
+	if p != nil {
+		return p
+	}
+	changed := res.Changed
+	status := http.StatusOK
+	out := &statusBody{
+		ID: id, Provider: b.name, Adapter: b.adapter, Changed: &changed,
+		Status: res.Status, ProviderStatus: res.ProviderStatus, Credential: res.Metadata,
+	}
+	if res.PendingStatus != "" {
+		status = http.StatusAccepted
+		out.PendingStatus = res.PendingStatus
+	}
+	writeJSON(w, status, out)
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		writeProblem(w, newProblem(probProviderErr, "the provider's answer could not be encoded"))
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+func (h *Handler) logProblem(r *http.Request, p *Problem) {
+	if ce := h.logger.Check(zap.DebugLevel, "credential status request failed"); ce != nil {
+		ce.Write(
+			zap.String("method", r.Method),
+			zap.String("id", p.ID),
+			zap.String("provider", p.Provider),
+			zap.String("problem", p.Suffix()),
+			zap.Int("status", p.Status),
+			zap.Int("upstream_status", p.UpstreamStatus),
+			zap.String("detail", p.Detail),
+		)
+	}
+}
+
+// Interface guards.
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

@@ -1,0 +1,218 @@
+package module
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/credgate/credgate/module/provider"
+)
+
+const (
+	pathPrefix = "/credentials/"
+	pathSuffix = "/status"
+
+	// MaxIDLength is the longest credential ID, in bytes.
+	MaxIDLength = 256
+	// MaxReasonLength is the longest reason, in bytes.
+	MaxReasonLength = 1024
+	// MaxIdempotencyKeyLength is the longest Idempotency-Key, in bytes.
+	MaxIdempotencyKeyLength = 64
+	// DefaultMaxBody is the default limit of a request body.
+	DefaultMaxBody = 64 << 10
+)
+
+// credentialID extracts the ID from a path of the form /credentials/{id}/status. ours is false
+// when the path has another form, and the request belongs to the next handler. The ID is the
+// one segment of the escaped path between the prefix and the suffix, percent-decoded; err
+// says why it is not a valid ID (1 to 256 bytes of visible ASCII, no '/', not '.' or '..').
+func credentialID(u *url.URL) (id string, ours bool, err error) {
+	p := u.EscapedPath()
+	if len(p) < len(pathPrefix)+len(pathSuffix) || !strings.HasPrefix(p, pathPrefix) || !strings.HasSuffix(p, pathSuffix) {
+		return "", false, nil
+	}
+	seg := p[len(pathPrefix) : len(p)-len(pathSuffix)]
+	if strings.IndexByte(seg, '/') >= 0 {
+		return "", true, errors.New("the credential ID must be one path segment; escape '/' as %2F")
+	}
+	if strings.IndexByte(seg, '%') >= 0 {
+		if seg, err = url.PathUnescape(seg); err != nil {
+			return "", true, errors.New("the credential ID has a malformed percent-escape")
+		}
+	}
+	if err := validateID(seg); err != nil {
+		return "", true, err
+	}
+	return seg, true, nil
+}
+
+// validateID checks the API's rules for a credential ID.
+func validateID(id string) error {
+	if id == "" {
+		return errors.New("the credential ID is empty")
+	}
+	if len(id) > MaxIDLength {
+		return fmt.Errorf("the credential ID is longer than %d bytes", MaxIDLength)
+	}
+	if id == "." || id == ".." {
+		return errors.New("the credential ID cannot be '.' or '..'")
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c < 0x21 || c > 0x7e || c == '/' {
+			return fmt.Errorf("the credential ID may hold only visible ASCII other than '/' (byte %d is 0x%02x)", i, c)
+		}
+	}
+	return nil
+}
+
+// changeBody is the body of PUT /credentials/{id}/status.
+type changeBody struct {
+	Status    provider.Status `json:"status"`
+	Provider  string          `json:"provider,omitempty"`
+	Reason    string          `json:"reason,omitempty"`
+	ExpiresAt string          `json:"expires_at,omitempty"`
+}
+
+// changeRequest is a validated change.
+type changeRequest struct {
+	status    provider.Status
+	hint      string
+	reason    string
+	expiresAt time.Time
+	key       string
+}
+
+// checkJSONContentType accepts application/json and any application/*+json type.
+func checkJSONContentType(r *http.Request) *Problem {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return newProblem(probMediaType, "the request body must be JSON: send Content-Type: application/json")
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil || !(mt == "application/json" || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))) {
+		return newProblem(probMediaType, "the request body must be JSON: send Content-Type: application/json")
+	}
+	return nil
+}
+
+// readBody reads the whole request body, at most max bytes.
+func readBody(r *http.Request, max int64) ([]byte, *Problem) {
+	tooLarge := func() *Problem {
+		return newProblem(probTooLarge, fmt.Sprintf("the request body is larger than %d bytes", max))
+	}
+	if r.ContentLength > max {
+		return nil, tooLarge()
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, max+1))
+	if err != nil {
+		return nil, newProblem(probInvalid, "the request body could not be read")
+	}
+	if int64(len(body)) > max {
+		return nil, tooLarge()
+	}
+	return body, nil
+}
+
+// decodeStrict decodes one JSON value into v, rejecting unknown fields and trailing data.
+func decodeStrict(body []byte, v any) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return errors.New("the request body is empty")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			if typeErr.Field == "" {
+				return errors.New("malformed JSON: the body must be a JSON object")
+			}
+			return fmt.Errorf("malformed JSON: %s must be a %s", typeErr.Field, jsonTypeName(typeErr.Type.Kind().String()))
+		}
+		return fmt.Errorf("malformed JSON: %s", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("malformed JSON: unexpected data after the JSON object")
+	}
+	return nil
+}
+
+func jsonTypeName(goKind string) string {
+	switch goKind {
+	case "string":
+		return "string"
+	case "bool":
+		return "boolean"
+	case "slice", "array":
+		return "array"
+	case "map", "struct":
+		return "object"
+	default:
+		return "number"
+	}
+}
+
+// parseChange validates a PUT request: its body, and its Idempotency-Key header.
+func parseChange(r *http.Request, body []byte) (changeRequest, *Problem) {
+	var b changeBody
+	if err := decodeStrict(body, &b); err != nil {
+		return changeRequest{}, newProblem(probInvalid, err.Error())
+	}
+	c := changeRequest{status: b.Status, hint: b.Provider, reason: b.Reason}
+	if b.Status == "" {
+		return c, newProblem(probInvalid, "status is required: active, inactive or revoked")
+	}
+	if !b.Status.Valid() {
+		return c, newProblem(probInvalid, "status must be active, inactive or revoked")
+	}
+	if len(b.Reason) > MaxReasonLength {
+		return c, newProblem(probInvalid, fmt.Sprintf("reason is longer than %d bytes", MaxReasonLength))
+	}
+	if b.ExpiresAt != "" {
+		t, err := time.Parse(time.RFC3339, b.ExpiresAt)
+		if err != nil {
+			return c, newProblem(probInvalid, "expires_at must be an RFC 3339 time, such as 2027-01-01T00:00:00Z")
+		}
+		if b.Status != provider.StatusActive {
+			return c, newProblem(probUnsupported, "expires_at goes only with status active")
+		}
+		if !t.After(time.Now()) {
+			return c, newProblem(probUnsupported, "expires_at must be in the future")
+		}
+		c.expiresAt = t.UTC()
+	}
+	key, p := idempotencyKey(r)
+	if p != nil {
+		return c, p
+	}
+	c.key = key
+	return c, nil
+}
+
+// idempotencyKey returns the request's Idempotency-Key: 1 to 64 bytes of printable ASCII.
+func idempotencyKey(r *http.Request) (string, *Problem) {
+	vals := r.Header.Values("Idempotency-Key")
+	switch len(vals) {
+	case 0:
+		return "", nil
+	case 1:
+	default:
+		return "", newProblem(probInvalid, "send one Idempotency-Key header")
+	}
+	k := vals[0]
+	if k == "" || len(k) > MaxIdempotencyKeyLength {
+		return "", newProblem(probInvalid, fmt.Sprintf("Idempotency-Key must be 1 to %d characters", MaxIdempotencyKeyLength))
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x20 || k[i] > 0x7e {
+			return "", newProblem(probInvalid, "Idempotency-Key must be printable ASCII")
+		}
+	}
+	return k, nil
+}

@@ -1,0 +1,275 @@
+// Package sim holds vendor simulators: real HTTP servers that follow each vendor's API page
+// (paths, methods, authentication, bodies, error shapes), keep state, and have switches for
+// the faults a gateway must survive. Tests start them in-process; `make run` starts them as
+// one program (tests/cmd/simulators) beside the gateway.
+package sim
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Fault is a way for a simulator to misbehave. The zero Fault is "behave".
+type Fault struct {
+	// Status answers every request with this HTTP status and a vendor-shaped error body.
+	Status int `json:"status,omitempty"`
+	// RetryAfter is sent as Retry-After with Status (use it with 429 or 503).
+	RetryAfter string `json:"retry_after,omitempty"`
+	// Hang holds every request this long before answering normally (or until the client
+	// goes away).
+	Hang time.Duration `json:"-"`
+	// Malformed answers 200 with a body that is not JSON.
+	Malformed bool `json:"malformed,omitempty"`
+	// WrongContentType answers 200 with an HTML page.
+	WrongContentType bool `json:"wrong_content_type,omitempty"`
+	// Reset closes the connection without an answer (TCP RST).
+	Reset bool `json:"reset,omitempty"`
+	// Huge answers 200 with a JSON body of this many bytes.
+	Huge int `json:"huge,omitempty"`
+	// Times limits the fault to the next Times requests; 0 means until it is cleared.
+	Times int `json:"times,omitempty"`
+	// Paths limits the fault to requests whose path contains this text; empty means all.
+	Path string `json:"path,omitempty"`
+}
+
+// Request is a request a simulator received.
+type Request struct {
+	Method string
+	Path   string // the escaped path
+	Header http.Header
+	Body   []byte
+}
+
+// Server is the part every simulator shares: an HTTP server with fault switches and a log
+// of the requests it received.
+type Server struct {
+	*httptest.Server
+
+	mu       sync.Mutex
+	fault    Fault
+	requests []Request
+	// errorBody writes the vendor's error shape for a fault's status.
+	errorBody func(w http.ResponseWriter, status int, code, message string)
+}
+
+// newServer starts a server on a free loopback port, or on addr when it is not empty.
+func newServer(vendor http.Handler, errorBody func(http.ResponseWriter, int, string, string), addr string) *Server {
+	s := &Server{errorBody: errorBody}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/_sim/fault", s.serveFault)
+	mux.HandleFunc("/_sim/requests", s.serveRequests)
+	mux.Handle("/", s.wrap(vendor))
+	s.Server = httptest.NewUnstartedServer(mux)
+	if addr != "" {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			panic("sim: listen " + addr + ": " + err.Error())
+		}
+		s.Server.Listener.Close()
+		s.Server.Listener = l
+	}
+	s.Server.Start()
+	return s
+}
+
+// SetFault makes the simulator misbehave until Clear, or for f.Times requests.
+func (s *Server) SetFault(f Fault) {
+	s.mu.Lock()
+	s.fault = f
+	s.mu.Unlock()
+}
+
+// Clear makes the simulator behave again.
+func (s *Server) Clear() { s.SetFault(Fault{}) }
+
+// Requests returns the requests received so far, oldest first.
+func (s *Server) Requests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Request(nil), s.requests...)
+}
+
+// Count returns how many requests had the method (any method when empty).
+func (s *Server) Count(method string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, r := range s.requests {
+		if method == "" || r.Method == method {
+			n++
+		}
+	}
+	return n
+}
+
+// Writes returns how many requests could have changed something (any method but GET/HEAD).
+func (s *Server) Writes() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, r := range s.requests {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			n++
+		}
+	}
+	return n
+}
+
+// ResetLog forgets the requests received so far.
+func (s *Server) ResetLog() {
+	s.mu.Lock()
+	s.requests = nil
+	s.mu.Unlock()
+}
+
+// takeFault returns the fault that applies to a request for path, and counts it down.
+func (s *Server) takeFault(path string) Fault {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.fault
+	if f == (Fault{}) || (f.Path != "" && !strings.Contains(path, f.Path)) {
+		return Fault{}
+	}
+	if f.Times > 0 {
+		s.fault.Times--
+		if s.fault.Times == 0 {
+			s.fault = Fault{}
+		}
+	}
+	return f
+}
+
+func (s *Server) wrap(vendor http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		s.mu.Lock()
+		s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.EscapedPath(), Header: r.Header.Clone(), Body: body})
+		s.mu.Unlock()
+
+		f := s.takeFault(r.URL.Path)
+		if f.Hang > 0 {
+			select {
+			case <-time.After(f.Hang):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		switch {
+		case f.Reset:
+			resetConnection(w)
+		case f.Status != 0:
+			if f.RetryAfter != "" {
+				w.Header().Set("Retry-After", f.RetryAfter)
+			}
+			s.errorBody(w, f.Status, "simulated_fault", "simulated fault")
+		case f.Malformed:
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{"id": 12345, "status": "act`)
+		case f.WrongContentType:
+			w.Header().Set("Content-Type", "text/html")
+			_, _ = io.WriteString(w, "<html><body>Service temporarily moved</body></html>")
+		case f.Huge > 0:
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Content-Length", strconv.Itoa(f.Huge))
+			pad := f.Huge - len(`{"pad":""}`)
+			_, _ = io.WriteString(w, `{"pad":"`+strings.Repeat("x", max(pad, 0))+`"}`)
+		default:
+			vendor.ServeHTTP(w, r)
+		}
+	})
+}
+
+// resetConnection closes the client's connection with a TCP RST and no answer.
+func resetConnection(w http.ResponseWriter) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		panic(http.ErrAbortHandler)
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		return
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = conn.Close()
+}
+
+// serveFault is the control endpoint of `make run`: POST a Fault as JSON to set it, DELETE to
+// clear it.
+func (s *Server) serveFault(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodPost, http.MethodPut:
+		// The same fields as Fault, with "hang" as a duration text such as "30s".
+		var in struct {
+			Fault
+			Hang string `json:"hang,omitempty"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		f := in.Fault
+		if in.Hang != "" {
+			d, err := time.ParseDuration(in.Hang)
+			if err != nil {
+				http.Error(w, "hang: "+err.Error(), http.StatusBadRequest)
+				return
+			}
+			f.Hang = d
+		}
+		s.SetFault(f)
+	case http.MethodDelete:
+		s.Clear()
+	default:
+		w.Header().Set("Allow", "POST, PUT, DELETE")
+		w.WriteHeader(http.StatusMethodNotAllowed)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// serveRequests lists the requests received, without their headers (they hold secrets).
+func (s *Server) serveRequests(w http.ResponseWriter, r *http.Request) {
+	type entry struct {
+		Method string `json:"method"`
+		Path   string `json:"path"`
+		Body   string `json:"body,omitempty"`
+	}
+	var out []entry
+	for _, req := range s.Requests() {
+		out = append(out, entry{req.Method, req.Path, string(req.Body)})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// writeJSON writes v as a JSON answer.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// bearer returns the token of an "Authorization: Bearer <token>" header.
+func bearer(r *http.Request) string {
+	const prefix = "Bearer "
+	h := r.Header.Get("Authorization")
+	if len(h) > len(prefix) && strings.EqualFold(h[:len(prefix)], prefix) {
+		return h[len(prefix):]
+	}
+	return ""
+}
+
+// isJSON reports whether the request declares a JSON body.
+func isJSON(r *http.Request) bool {
+	return strings.HasPrefix(r.Header.Get("Content-Type"), "application/json")
+}
