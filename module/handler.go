@@ -83,6 +83,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.MaxBody == 0 {
 		h.MaxBody = DefaultMaxBody
 	}
+	if err := h.Validate(); err != nil {
+		return err // before the cache is made with a bad size
+	}
 	if len(h.ProvidersRaw) == 0 {
 		return fmt.Errorf("credential_status: configure at least one provider")
 	}
@@ -157,7 +160,7 @@ func (h *Handler) provisionBackend(name string, mod any) (*backend, error) {
 	return b, nil
 }
 
-// Validate checks the handler's own options.
+// Validate checks the handler's own options. Provision calls it too, before it uses them.
 func (h *Handler) Validate() error {
 	if h.CacheSize < 0 {
 		return fmt.Errorf("credential_status: cache_size must be positive")
