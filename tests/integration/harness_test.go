@@ -1,0 +1,131 @@
+// Package integration tests credgate as users run it: an in-process Caddy (caddytest) with
+// the credential_status handler in front of the vendor simulators of tests/sim, over HTTP.
+//
+// caddytest runs one Caddy per test binary, on the admin port 2999: the tests here do not
+// run in parallel, and every live test lives in this package.
+package integration
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+	"github.com/stretchr/testify/require"
+
+	_ "github.com/credgate/credgate"
+	"github.com/credgate/credgate/tests/sim"
+)
+
+// gatewayURL is where the in-process Caddy serves the handler.
+const gatewayURL = "http://localhost:9080"
+
+// The simulators every test shares; tests reset their faults and logs with fresh().
+var (
+	dc      *sim.DigiCert // accounts 1 (parent of 3) and 2 (unrelated)
+	dcFlaky *sim.DigiCert // a second DigiCert for breaker tests
+)
+
+func TestMain(m *testing.M) {
+	dc = sim.NewDigiCert("")
+	dc.AddAccount(1, 0, "k-parent")
+	dc.AddAccount(3, 1, "k-sub")
+	dc.AddAccount(2, 0, "k-other")
+	dc.AddKey(10001, 1, "build-server", "active")
+	dc.AddKey(10002, 1, "ci-runner", "inactive")
+	dc.AddKey(20001, 2, "partner-b", "active")
+	dc.AddKey(30001, 3, "staging", "active")
+	dcFlaky = sim.NewDigiCert("")
+	dcFlaky.AddAccount(1, 0, "k-flaky")
+	dcFlaky.AddKey(50001, 1, "flaky", "active")
+
+	// Secrets reach the config through placeholders, as in production.
+	os.Setenv("DC_PARENT_KEY", "k-parent")
+	os.Setenv("DC_SUB_KEY", "k-sub")
+	os.Setenv("DC_OTHER_KEY", "k-other")
+	os.Setenv("DC_FLAKY_KEY", "k-flaky")
+
+	code := m.Run()
+
+	dc.Close()
+	dcFlaky.Close()
+	os.Exit(code)
+}
+
+// load (re)configures the in-process Caddy with a site that runs credential_status with the
+// given block body. It is a real config load: a reload when Caddy already runs.
+func load(t *testing.T, block string) *caddytest.Tester {
+	t.Helper()
+	tester := caddytest.NewTester(t)
+	tester.InitServer(fmt.Sprintf(`{
+	admin localhost:2999
+	http_port 9080
+	https_port 9443
+	grace_period 5s
+	skip_install_trust
+}
+http://localhost:9080 {
+	credential_status {
+%s
+	}
+}`, block), "caddyfile")
+	if t.Failed() {
+		t.FailNow()
+	}
+	return tester
+}
+
+// answer is a response read whole.
+type answer struct {
+	status int
+	header http.Header
+	body   map[string]any
+	raw    string
+}
+
+// call sends a request to the gateway; body, when not empty, is sent as JSON. header holds
+// pairs of header names and values.
+func call(t *testing.T, tester *caddytest.Tester, method, path, body string, header ...string) answer {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, gatewayURL+path, rd)
+	require.NoError(t, err)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		if header[i+1] == "" {
+			req.Header.Del(header[i])
+			continue
+		}
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := tester.Client.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	a := answer{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
+	if len(bytes.TrimSpace(raw)) > 0 {
+		_ = json.Unmarshal(raw, &a.body)
+	}
+	return a
+}
+
+// requireProblem checks a is the problem of the given status and type suffix.
+func requireProblem(t *testing.T, a answer, status int, suffix string) {
+	t.Helper()
+	require.Equal(t, status, a.status, a.raw)
+	require.Equal(t, "application/problem+json", a.header.Get("Content-Type"), a.raw)
+	require.Equal(t, "urn:credgate:problem:"+suffix, a.body["type"], a.raw)
+	require.EqualValues(t, status, a.body["status"], a.raw)
+	require.NotEmpty(t, a.body["title"], a.raw)
+}
