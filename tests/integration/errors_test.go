@@ -290,4 +290,3 @@ func TestDigiCert(t *testing.T) {
 	assert.Equal(t, "active", a.body["status"])
 	assert.Equal(t, true, a.body["changed"])
 }
-
