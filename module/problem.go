@@ -74,6 +74,12 @@ func newProblem(k problemKind, detail string) *Problem {
 func providerProblem(err error, id, name string) *Problem {
 	var pe *provider.Error
 	if p, ok := err.(*Problem); ok {
+		if p.ID == "" {
+			p.ID = id
+		}
+		if p.Provider == "" {
+			p.Provider = name
+		}
 		return p
 	}
 	kind := provider.KindOf(err)
