@@ -8,6 +8,9 @@ import (
 	// The host handler.
 	_ "github.com/credgate/credgate/module"
 
-	// The adapters.
+	// The adapters, one module each in http.credential_status.providers.
 	_ "github.com/credgate/credgate/adapters/digicert"
+	_ "github.com/credgate/credgate/adapters/palisade"
+	_ "github.com/credgate/credgate/adapters/prefactor"
+	_ "github.com/credgate/credgate/adapters/zstack"
 )

@@ -76,7 +76,7 @@ func (u *Upstream) Do(req *http.Request, idempotent bool) (*Response, error) {
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, contextError(ctx, err)
+			return nil, ContextError(ctx, err)
 		case <-t.C:
 		}
 	}
@@ -92,7 +92,7 @@ func (u *Upstream) send(req *http.Request, idempotent bool) (*Response, bool, er
 	resp, err := u.Client.Do(req)
 	if err != nil {
 		if ctxErr := req.Context().Err(); ctxErr != nil {
-			return nil, false, contextError(req.Context(), err)
+			return nil, false, ContextError(req.Context(), err)
 		}
 		return nil, idempotent || !wrote, &Error{Kind: KindUpstream, Detail: "connection error", Err: transportCause(err)}
 	}
@@ -101,7 +101,7 @@ func (u *Upstream) send(req *http.Request, idempotent bool) (*Response, bool, er
 	body, err := readBounded(resp, u.MaxResponse)
 	if err != nil {
 		if req.Context().Err() != nil {
-			return nil, false, contextError(req.Context(), err)
+			return nil, false, ContextError(req.Context(), err)
 		}
 		var pe *Error
 		if errors.As(err, &pe) {
@@ -163,8 +163,9 @@ func (u *Upstream) backoff(attempt int) time.Duration {
 	return half + rand.N(half+1)
 }
 
-// contextError classifies a failure that happened because ctx is done.
-func contextError(ctx context.Context, cause error) *Error {
+// ContextError classifies a failure that happened because ctx is done: KindTimeout when its
+// deadline passed, KindCanceled when the caller went away. cause may be nil.
+func ContextError(ctx context.Context, cause error) *Error {
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return &Error{Kind: KindTimeout, Detail: "provider did not answer in time"}
 	}
