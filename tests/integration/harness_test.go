@@ -7,6 +7,7 @@ package integration
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -29,6 +30,9 @@ const gatewayURL = "http://localhost:9080"
 var (
 	dc      *sim.DigiCert // accounts 1 (parent of 3) and 2 (unrelated)
 	dcFlaky *sim.DigiCert // a second DigiCert for breaker tests
+	zs      *sim.ZStack
+	pf      *sim.Prefactor
+	pal     *sim.Palisade // organizations org-eu (OAuth client) and org-us (static token)
 )
 
 func TestMain(m *testing.M) {
@@ -44,7 +48,21 @@ func TestMain(m *testing.M) {
 	dcFlaky.AddAccount(1, 0, "k-flaky")
 	dcFlaky.AddKey(50001, 1, "flaky", "active")
 
+	zs = sim.NewZStack("")
+	zs.AddToken("zs-token")
+	pf = sim.NewPrefactor("")
+	pf.AddToken("pf-token", "013xrzp12g3nqk8ngskn1wtxgka5b0nf")
+
+	pal = sim.NewPalisade("")
+	pal.AddClient("org-eu", "cid-eu", "csecret-eu")
+	pal.AddToken("org-us", "ptoken-us")
+
 	// Secrets reach the config through placeholders, as in production.
+	os.Setenv("PALISADE_CLIENT_ID", "cid-eu")
+	os.Setenv("PALISADE_CLIENT_SECRET", "csecret-eu")
+	os.Setenv("PALISADE_TOKEN", "ptoken-us")
+	os.Setenv("ZSTACK_TOKEN", "zs-token")
+	os.Setenv("PREFACTOR_TOKEN", "pf-token")
 	os.Setenv("DC_PARENT_KEY", "k-parent")
 	os.Setenv("DC_SUB_KEY", "k-sub")
 	os.Setenv("DC_OTHER_KEY", "k-other")
@@ -52,14 +70,21 @@ func TestMain(m *testing.M) {
 
 	code := m.Run()
 
-	dc.Close()
-	dcFlaky.Close()
+	for _, s := range []*sim.Server{dc.Server, dcFlaky.Server, zs.Server, pf.Server, pal.Server} {
+		s.Close()
+	}
 	os.Exit(code)
 }
 
 // load (re)configures the in-process Caddy with a site that runs credential_status with the
 // given block body. It is a real config load: a reload when Caddy already runs.
 func load(t *testing.T, block string) *caddytest.Tester {
+	t.Helper()
+	return loadSite(t, "credential_status {\n"+block+"\n}")
+}
+
+// loadSite (re)configures the in-process Caddy with a site of the given directives.
+func loadSite(t *testing.T, site string) *caddytest.Tester {
 	t.Helper()
 	tester := caddytest.NewTester(t)
 	tester.InitServer(fmt.Sprintf(`{
@@ -70,10 +95,8 @@ func load(t *testing.T, block string) *caddytest.Tester {
 	skip_install_trust
 }
 http://localhost:9080 {
-	credential_status {
 %s
-	}
-}`, block), "caddyfile")
+}`, site), "caddyfile")
 	if t.Failed() {
 		t.FailNow()
 	}
@@ -128,4 +151,9 @@ func requireProblem(t *testing.T, a answer, status int, suffix string) {
 	require.Equal(t, "urn:credgate:problem:"+suffix, a.body["type"], a.raw)
 	require.EqualValues(t, status, a.body["status"], a.raw)
 	require.NotEmpty(t, a.body["title"], a.raw)
+}
+
+// basicAuth returns the value of an Authorization header for HTTP basic authentication.
+func basicAuth(user, password string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+password))
 }
