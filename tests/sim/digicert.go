@@ -50,7 +50,9 @@ func NewDigiCert(addr string) *DigiCert {
 func (d *DigiCert) AddAccount(account, parent int, partnerKey string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.partners[partnerKey] = account
+	if partnerKey != "" { // an account without a key of its own is reached through its parent
+		d.partners[partnerKey] = account
+	}
 	if parent != 0 {
 		d.parents[account] = parent
 	}

@@ -1,0 +1,94 @@
+# credgate: build, run and test. `make` (or `make help`) lists the targets.
+# Needs GNU make, bash and Go; nothing else.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+
+GO        ?= go
+BIN       := bin/credgate
+SIMS      := bin/simulators
+MANIFEST  := xcaddy.json
+# The config `make run` serves; the demo secrets below match it and the simulators' seeds.
+CADDYFILE ?= caddyfile-examples/local.Caddyfile
+# The simulators' ports (tests/cmd/simulators), which `make run` waits for.
+SIM_PORTS ?= 9101 9102 9103 9104
+# The race detector needs cgo (a C compiler); `make test RACE=` runs without it.
+RACE      ?= -race
+
+DEMO_ENV := \
+	PALISADE_CLIENT_ID=local-client-id \
+	PALISADE_CLIENT_SECRET=local-client-secret \
+	ZSTACK_TOKEN=local-zstack-token \
+	PREFACTOR_TOKEN=local-prefactor-token \
+	DIGICERT_PARTNER_KEY=local-digicert-key \
+	DIGICERT_PARTNER_B_KEY=local-digicert-other-key
+
+# rwildcard lists the files under a directory that match patterns, recursively (hidden
+# directories such as .git are skipped).
+rwildcard = $(foreach d,$(wildcard $(1:=/*)),$(call rwildcard,$d,$2) $(filter $(subst *,%,$2),$d))
+
+# What goes into bin/credgate: the manifest, the Go sources outside tests/ (test files
+# excluded) and every go.mod/go.sum, tools/ included.
+BUILD_INPUTS := $(MANIFEST) \
+	$(filter-out ./tests/% %_test.go,$(call rwildcard,.,*.go */go.mod */go.sum))
+
+.PHONY: help build run test bench clean
+
+help: # list the targets
+	@echo 'Targets:'
+	@echo '  build  build $(BIN) (Caddy with credgate) from $(MANIFEST) with xcaddy (tools/build)'
+	@echo '  run    start the vendor simulators and the gateway on http://localhost:8080'
+	@echo '         with $(CADDYFILE); Ctrl-C stops both'
+	@echo '  test   gofmt check, go vet, go test $(RACE) -count=1 ./..., go vet in tools/'
+	@echo '  bench  run the benchmarks'
+	@echo '  clean  remove bin/'
+	@echo '  help   this list'
+
+build: $(BIN) # build bin/credgate (only when a source is newer than it)
+
+$(BIN): $(BUILD_INPUTS)
+	@echo '==> building $@ from $(MANIFEST)'
+	$(GO) -C tools run ./build -manifest '$(CURDIR)/$(MANIFEST)' -output '$(CURDIR)/$@'
+
+run: $(BIN) # simulators in the background, the gateway in the foreground
+	$(GO) build -o $(SIMS) ./tests/cmd/simulators
+	@for port in $(SIM_PORTS); do \
+		if (: </dev/tcp/127.0.0.1/$$port) 2>/dev/null; then \
+			echo "make run: 127.0.0.1:$$port is taken (a simulator of an earlier make run?)" >&2; exit 1; \
+		fi; \
+	done
+	@$(SIMS) & sims=$$!; \
+	trap 'kill $$sims 2>/dev/null || true; wait $$sims 2>/dev/null || true' EXIT; \
+	trap 'exit 130' INT; trap 'exit 143' TERM; \
+	for port in $(SIM_PORTS); do \
+		for try in $$(seq 150); do \
+			if (: </dev/tcp/127.0.0.1/$$port) 2>/dev/null; then break; fi; \
+			if ! kill -0 $$sims 2>/dev/null; then echo 'make run: the simulators exited' >&2; exit 1; fi; \
+			if [ $$try = 150 ]; then echo "make run: no simulator answers on 127.0.0.1:$$port" >&2; exit 1; fi; \
+			sleep 0.2; \
+		done; \
+	done; \
+	kill -0 $$sims 2>/dev/null || { echo 'make run: the simulators exited' >&2; exit 1; }; \
+	echo '==> simulators ready; credgate on http://localhost:8080, e.g.:'; \
+	echo '    curl http://localhost:8080/credentials/12345/status'; \
+	export $(DEMO_ENV); \
+	$(BIN) run --config '$(CADDYFILE)' --adapter caddyfile
+
+test: # formatting, vet, race tests, vet of tools/
+	@echo '==> gofmt'
+	@unformatted=$$(gofmt -l .); \
+	if [ -n "$$unformatted" ]; then echo "gofmt: these files need formatting (gofmt -w):"; echo "$$unformatted"; exit 1; fi
+	@echo '==> go vet ./...'
+	$(GO) vet ./...
+	@echo '==> go test $(RACE) -count=1 ./...'
+	$(GO) test $(RACE) -count=1 ./...
+	@echo '==> go vet ./... (tools/)'
+	$(GO) -C tools vet ./...
+
+bench: # benchmarks (no tests)
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean: # remove the binaries
+	rm -rf bin
