@@ -115,8 +115,12 @@ func (p *Palisade) SeedDemo() {
 	p.AddCredential("org-demo", "ce4918bf-a199-4ce2-85a3-d0d296855384", "Treasury", "WALLETS", "ENABLED", true, false)
 	p.Update("ce4918bf-a199-4ce2-85a3-d0d296855384", func(c *PalisadeCredential) {
 		c.Description = "Credentials that belong to trading desk #1"
+		c.ClientID = "7c9e6679-7425-40de-944b-e07fc1f90ae7" // fixed, so the README's answers hold
 	})
 	p.AddCredential("org-demo", "5b0f2a8e-3c41-4d7a-9e65-0c2f4a9b7d13", "Settlement", "TRANSACTIONS", "ENABLED", true, true)
+	p.Update("5b0f2a8e-3c41-4d7a-9e65-0c2f4a9b7d13", func(c *PalisadeCredential) {
+		c.ClientID = "1b4e28ba-2fa1-41d2-883f-0016d3cca427"
+	})
 }
 
 // AddOrg adds an organization.
