@@ -191,6 +191,7 @@ func TestProviderErrorsMapToProblems(t *testing.T) {
 		{&provider.Error{Kind: provider.KindRateLimited, StatusCode: 429}, 429, "provider-rate-limited", ""},
 		{&provider.Error{Kind: provider.KindUpstream, StatusCode: 500}, 502, "provider-error", ""},
 		{&provider.Error{Kind: provider.KindUpstream}, 502, "provider-error", ""},
+		{&provider.Error{Kind: provider.KindRejected, StatusCode: 400}, 502, "provider-error", ""},
 		{&provider.Error{Kind: provider.KindTimeout}, 504, "provider-timeout", ""},
 	}
 	for _, c := range cases {
@@ -442,6 +443,7 @@ func TestHealthyAnswersDoNotCountAsFailures(t *testing.T) {
 		{Kind: provider.KindUnsupported, StatusCode: 422},
 		{Kind: provider.KindRateLimited, StatusCode: 429},
 		{Kind: provider.KindAuth, StatusCode: 401},
+		{Kind: provider.KindRejected, StatusCode: 400},
 		{Kind: provider.KindCanceled},
 	} {
 		t.Run(err.Kind.String(), func(t *testing.T) {

@@ -645,12 +645,12 @@ func TestErrorMapping(t *testing.T) {
 		kind   provider.Kind
 		detail string
 	}{
-		{"400 invalid argument", 400, `{"code": 3, "message": "bad SUPER-SECRET-VALUE"}`, provider.KindUpstream, "Palisade error code 3"},
+		{"400 invalid argument", 400, `{"code": 3, "message": "bad SUPER-SECRET-VALUE"}`, provider.KindRejected, "Palisade error code 3"},
 		{"400 failed precondition", 400, `{"code": 9, "message": "credential is deleted"}`, provider.KindConflict, "Palisade error code 9"},
 		{"400 aborted", 400, `{"code": 10, "message": "x"}`, provider.KindConflict, "Palisade error code 10"},
 		{"412 failed precondition", 412, `{"code": 9, "message": "x", "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo"}]}`, provider.KindConflict, "Palisade error code 9"},
 		{"412 code as string", 412, `{"code": "10"}`, provider.KindConflict, "Palisade error code 10"},
-		{"412 other code", 412, `{"code": 3}`, provider.KindUpstream, "Palisade error code 3"},
+		{"412 other code", 412, `{"code": 3}`, provider.KindRejected, "Palisade error code 3"},
 		{"409", 409, `{"code": 6, "message": "already exists"}`, provider.KindConflict, "Palisade error code 6"},
 		{"409 no body", 409, ``, provider.KindConflict, ""},
 		{"401", 401, `{"code": 16, "message": "unauthenticated"}`, provider.KindAuth, "Palisade error code 16"},

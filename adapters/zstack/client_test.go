@@ -427,7 +427,7 @@ func TestErrors(t *testing.T) {
 			kind  provider.Kind
 			code  int
 		}{
-			{sim.Fault{Status: 400}, provider.KindUpstream, 400},
+			{sim.Fault{Status: 400}, provider.KindRejected, 400},
 			{sim.Fault{Status: 403}, provider.KindForbidden, 403},
 			{sim.Fault{Status: 409}, provider.KindConflict, 409},
 			{sim.Fault{Status: 429, RetryAfter: "7"}, provider.KindRateLimited, 429},
@@ -476,7 +476,7 @@ func TestErrorCodeIsCheckedBeforeUse(t *testing.T) {
 		_, err := c.Read(context.Background(), demoID)
 		var pe *provider.Error
 		require.ErrorAs(t, err, &pe, body)
-		assert.Equal(t, provider.KindUpstream, pe.Kind, body)
+		assert.Equal(t, provider.KindRejected, pe.Kind, body)
 		assert.Equal(t, want, pe.Detail, body)
 		assert.NotContains(t, err.Error(), "tok-123")
 	}

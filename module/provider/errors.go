@@ -34,6 +34,11 @@ const (
 	KindUnavailable
 	// KindCanceled: the caller went away. Only the host makes it.
 	KindCanceled
+	// KindRejected: the provider rejected the request with a 4xx that has no meaning of its
+	// own (a 400, say): the gateway sent what the vendor did not expect. The client sees a
+	// provider error (502), but the provider answered, so it does not count against the
+	// breaker.
+	KindRejected
 )
 
 var kindNames = [...]string{
@@ -47,6 +52,7 @@ var kindNames = [...]string{
 	KindRateLimited: "rate_limited",
 	KindUnavailable: "unavailable",
 	KindCanceled:    "canceled",
+	KindRejected:    "rejected",
 }
 
 func (k Kind) String() string {
@@ -117,11 +123,17 @@ func ClassifyStatus(code int, detail string) *Error {
 		k = KindAuth
 	case code == http.StatusConflict:
 		k = KindConflict
+	case code == http.StatusUnprocessableEntity:
+		k = KindUnsupported
 	case code == http.StatusTooManyRequests:
 		k = KindRateLimited
+	case code == http.StatusRequestTimeout:
+		k = KindTimeout
+	case code >= 400 && code < 500:
+		// Another 4xx: the gateway sent what the vendor did not expect.
+		k = KindRejected
 	default:
-		// Another 4xx means the gateway sent what the vendor did not expect; a 5xx or an
-		// unexpected 1xx/2xx/3xx is a provider failure. Either way the client sees 502.
+		// A 5xx, or an unexpected 1xx/2xx/3xx, is a provider failure.
 		k = KindUpstream
 	}
 	return &Error{Kind: k, StatusCode: code, Detail: detail}

@@ -39,6 +39,7 @@ type Palisade struct {
 	lifetime      time.Duration
 	expiresAsText bool
 	tokenCalls    int
+	everIssued    []string
 }
 
 // PalisadeCredential is an API credential in the Palisade simulator, in the vendor's JSON.
@@ -242,6 +243,14 @@ func (p *Palisade) ExpireTokens() {
 	p.issued = map[string]palisadeIssued{}
 }
 
+// IssuedTokens returns every access token the token endpoint has issued, expired ones too:
+// secrets a test checks never leak.
+func (p *Palisade) IssuedTokens() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.everIssued...)
+}
+
 // TokenCalls returns how many requests the token endpoint received (failed ones included).
 func (p *Palisade) TokenCalls() int {
 	p.mu.Lock()
@@ -425,6 +434,7 @@ func (p *Palisade) serveToken(w http.ResponseWriter, r *http.Request) {
 	}
 	tok := palisadeRandom(32)
 	p.issued[tok] = palisadeIssued{org: cl.org, expires: time.Now().Add(p.lifetime)}
+	p.everIssued = append(p.everIssued, tok)
 	secs := int64(p.lifetime / time.Second)
 	var expiresIn any = secs
 	if p.expiresAsText {

@@ -36,8 +36,11 @@ type Fault struct {
 	Huge int `json:"huge,omitempty"`
 	// Times limits the fault to the next Times requests; 0 means until it is cleared.
 	Times int `json:"times,omitempty"`
-	// Paths limits the fault to requests whose path contains this text; empty means all.
+	// Path limits the fault to requests whose path contains this text; empty means all.
 	Path string `json:"path,omitempty"`
+	// Method limits the fault to requests of this method (a write after its read, say);
+	// empty means all.
+	Method string `json:"method,omitempty"`
 }
 
 // Request is a request a simulator received.
@@ -130,12 +133,12 @@ func (s *Server) ResetLog() {
 	s.mu.Unlock()
 }
 
-// takeFault returns the fault that applies to a request for path, and counts it down.
-func (s *Server) takeFault(path string) Fault {
+// takeFault returns the fault that applies to a request, and counts it down.
+func (s *Server) takeFault(r *http.Request) Fault {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	f := s.fault
-	if f == (Fault{}) || (f.Path != "" && !strings.Contains(path, f.Path)) {
+	if f == (Fault{}) || (f.Path != "" && !strings.Contains(r.URL.Path, f.Path)) || (f.Method != "" && f.Method != r.Method) {
 		return Fault{}
 	}
 	if f.Times > 0 {
@@ -155,7 +158,7 @@ func (s *Server) wrap(vendor http.Handler) http.Handler {
 		s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.EscapedPath(), Header: r.Header.Clone(), Body: body})
 		s.mu.Unlock()
 
-		f := s.takeFault(r.URL.Path)
+		f := s.takeFault(r)
 		if f.Hang > 0 {
 			select {
 			case <-time.After(f.Hang):
