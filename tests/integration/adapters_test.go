@@ -195,7 +195,7 @@ func palisadeBlock() string {
 		provider custody-badsecret palisade {
 			base_url %[1]s
 			client_id {env.PALISADE_CLIENT_ID}
-			client_secret not-the-secret
+			client_secret {env.PALISADE_BAD_SECRET}
 			id_pattern never-[0-9]+
 			retries 0
 		}`, pal.URL)

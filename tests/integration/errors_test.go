@@ -44,7 +44,7 @@ func digicertBlock() string {
 		}
 		provider dc-badkey digicert {
 			base_url %[1]s
-			api_key not-a-partner-key
+			api_key {env.DC_BAD_KEY}
 			id_pattern 9[0-9]{4}
 			retries 0
 		}

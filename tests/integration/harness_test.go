@@ -61,6 +61,8 @@ func TestMain(m *testing.M) {
 	os.Setenv("PALISADE_CLIENT_ID", "cid-eu")
 	os.Setenv("PALISADE_CLIENT_SECRET", "csecret-eu")
 	os.Setenv("PALISADE_TOKEN", "ptoken-us")
+	os.Setenv("PALISADE_BAD_SECRET", "not-the-secret")
+	os.Setenv("DC_BAD_KEY", "not-a-partner-key")
 	os.Setenv("ZSTACK_TOKEN", "zs-token")
 	os.Setenv("PREFACTOR_TOKEN", "pf-token")
 	os.Setenv("DC_PARENT_KEY", "k-parent")
@@ -86,6 +88,12 @@ func load(t *testing.T, block string) *caddytest.Tester {
 // loadSite (re)configures the in-process Caddy with a site of the given directives.
 func loadSite(t *testing.T, site string) *caddytest.Tester {
 	t.Helper()
+	return loadWith(t, "", site)
+}
+
+// loadWith (re)configures the in-process Caddy with more global options and a site.
+func loadWith(t *testing.T, globals, site string) *caddytest.Tester {
+	t.Helper()
 	tester := caddytest.NewTester(t)
 	tester.InitServer(fmt.Sprintf(`{
 	admin localhost:2999
@@ -93,10 +101,11 @@ func loadSite(t *testing.T, site string) *caddytest.Tester {
 	https_port 9443
 	grace_period 5s
 	skip_install_trust
+%s
 }
 http://localhost:9080 {
 %s
-}`, site), "caddyfile")
+}`, globals, site), "caddyfile")
 	if t.Failed() {
 		t.FailNow()
 	}

@@ -23,6 +23,9 @@ type Fault struct {
 	Status int `json:"status,omitempty"`
 	// RetryAfter is sent as Retry-After with Status (use it with 429 or 503).
 	RetryAfter string `json:"retry_after,omitempty"`
+	// Message is the error message of the vendor's error body with Status; default
+	// "simulated fault". Tests plant secrets in it: the gateway must never pass it on.
+	Message string `json:"message,omitempty"`
 	// Hang holds every request this long before answering normally (or until the client
 	// goes away).
 	Hang time.Duration `json:"-"`
@@ -173,7 +176,11 @@ func (s *Server) wrap(vendor http.Handler) http.Handler {
 			if f.RetryAfter != "" {
 				w.Header().Set("Retry-After", f.RetryAfter)
 			}
-			s.errorBody(w, f.Status, "simulated_fault", "simulated fault")
+			msg := f.Message
+			if msg == "" {
+				msg = "simulated fault"
+			}
+			s.errorBody(w, f.Status, "simulated_fault", msg)
 		case f.Malformed:
 			w.Header().Set("Content-Type", "application/json")
 			_, _ = io.WriteString(w, `{"id": 12345, "status": "act`)
