@@ -14,6 +14,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/credgate/credgate/module"
 	"github.com/credgate/credgate/module/provider"
@@ -212,4 +213,10 @@ func body(t *testing.T, rec *httptest.ResponseRecorder) map[string]any {
 	var v map[string]any
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &v))
 	return v
+}
+
+// TestMain fails the package when a test leaves a goroutine behind (a probe, a breaker, a
+// connection to a provider). glog's flush daemon belongs to a dependency's init.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/golang/glog.(*fileSink).flushDaemon"))
 }

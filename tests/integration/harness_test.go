@@ -18,6 +18,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	_ "github.com/credgate/credgate"
 	"github.com/credgate/credgate/tests/sim"
@@ -71,9 +72,11 @@ func TestMain(m *testing.M) {
 	os.Setenv("DC_FLAKY_KEY", "k-flaky")
 
 	code := m.Run()
-
 	for _, s := range []*sim.Server{dc.Server, dcFlaky.Server, zs.Server, pf.Server, pal.Server} {
 		s.Close()
+	}
+	if code == 0 {
+		code = checkLeaks()
 	}
 	os.Exit(code)
 }
@@ -165,4 +168,34 @@ func requireProblem(t *testing.T, a answer, status int, suffix string) {
 // basicAuth returns the value of an Authorization header for HTTP basic authentication.
 func basicAuth(user, password string) string {
 	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+password))
+}
+
+// checkLeaks unloads every app from the in-process Caddy, so that its handlers are cleaned
+// up, and then looks for goroutines that should have ended: probes, token fetches,
+// connections to providers, breakers' timers. What stays by design is ignored: caddytest's
+// Caddy itself (its command loop, signal traps and admin endpoint) and the file log writer's
+// rotation goroutine, which lumberjack never stops.
+func checkLeaks() int {
+	req, _ := http.NewRequest("POST", "http://localhost:2999/load", strings.NewReader(`{"admin": {"listen": "localhost:2999"}}`))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "unloading Caddy:", err)
+		return 1
+	}
+	resp.Body.Close()
+	http.DefaultClient.CloseIdleConnections() // caddytest's config loads used it too
+	err = goleak.Find(
+		goleak.IgnoreTopFunction("github.com/caddyserver/caddy/v2/cmd.cmdRun"),
+		goleak.IgnoreTopFunction("github.com/caddyserver/caddy/v2.trapSignalsCrossPlatform.func1"),
+		goleak.IgnoreTopFunction("github.com/caddyserver/caddy/v2.trapSignalsPosix.func1"),
+		goleak.IgnoreAnyFunction("github.com/caddyserver/caddy/v2.replaceLocalAdminServer.func2"),
+		goleak.IgnoreTopFunction("gopkg.in/natefinch/lumberjack%2ev2.(*Logger).millRun"),
+		goleak.IgnoreTopFunction("github.com/golang/glog.(*fileSink).flushDaemon"), // a dependency's init
+	)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "goleak:", err)
+		return 1
+	}
+	return 0
 }
