@@ -16,6 +16,10 @@ CADDYFILE ?= caddyfile-examples/local.Caddyfile
 SIM_PORTS ?= 9101 9102 9103 9104
 # The race detector needs cgo (a C compiler); `make test RACE=` runs without it.
 RACE      ?= -race
+# How long `make fuzz` fuzzes each target, and how long it may spend minimizing one input
+# (Go's default, 60s, would eat a short run whole).
+FUZZTIME         ?= 10s
+FUZZMINIMIZETIME ?= 2s
 
 DEMO_ENV := \
 	PALISADE_CLIENT_ID=local-client-id \
@@ -34,7 +38,7 @@ rwildcard = $(foreach d,$(wildcard $(1:=/*)),$(call rwildcard,$d,$2) $(filter $(
 BUILD_INPUTS := $(MANIFEST) \
 	$(filter-out ./tests/% %_test.go,$(call rwildcard,.,*.go */go.mod */go.sum))
 
-.PHONY: help build run test bench clean
+.PHONY: help build run test bench fuzz clean
 
 help: # list the targets
 	@echo 'Targets:'
@@ -43,6 +47,8 @@ help: # list the targets
 	@echo '         with $(CADDYFILE); Ctrl-C stops both'
 	@echo '  test   gofmt check, go vet, go test $(RACE) -count=1 ./..., go vet in tools/'
 	@echo '  bench  run the benchmarks'
+	@echo '  fuzz   run every fuzz target (go test -fuzz), one after another, FUZZTIME each'
+	@echo '         (now $(FUZZTIME)): make fuzz FUZZTIME=1m'
 	@echo '  clean  remove bin/'
 	@echo '  help   this list'
 
@@ -89,6 +95,30 @@ test: # formatting, vet, race tests, vet of tools/
 
 bench: # benchmarks (no tests)
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# fuzz finds the targets itself: every Fuzz function that `go test -list` reports in a package
+# with one in its test files, so that a new target needs no change here. go test -fuzz takes one
+# target at a time. A failing input lands in the package's testdata/fuzz/<FuzzName>/, where
+# plain go test replays it. It fails when any target fails, after running them all.
+fuzz: # every fuzz target, FUZZTIME each
+	@failed=(); count=0; \
+	while read -r pkg dir; do \
+		grep -qs '^func Fuzz' "$$dir"/*_test.go || continue; \
+		if ! list=$$($(GO) test -list '^Fuzz' "$$pkg" </dev/null); then \
+			printf '%s\n' "$$list"; failed+=("$$pkg (does not build)"); continue; \
+		fi; \
+		for target in $$(grep '^Fuzz' <<<"$$list" || true); do \
+			count=$$((count + 1)); \
+			echo "==> $$target in $$pkg, $(FUZZTIME)"; \
+			$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime '$(FUZZTIME)' \
+				-fuzzminimizetime '$(FUZZMINIMIZETIME)' "$$pkg" </dev/null || failed+=("$$target in $$pkg"); \
+		done; \
+	done < <($(GO) list -f '{{.ImportPath}} {{.Dir}}' ./...); \
+	if (( count == 0 )); then echo 'make fuzz: no fuzz target found' >&2; exit 1; fi; \
+	if (( $${#failed[@]} > 0 )); then \
+		echo "make fuzz: $${#failed[@]} of $$count failed:" >&2; printf '    %s\n' "$${failed[@]}" >&2; exit 1; \
+	fi; \
+	echo "make fuzz: $$count targets, $(FUZZTIME) each, no failure"
 
 clean: # remove the binaries
 	rm -rf bin

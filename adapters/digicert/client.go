@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"regexp"
 
 	"github.com/credgate/credgate/module/provider"
 )
@@ -53,6 +54,10 @@ type apiKey struct {
 	Metadata
 	Status string `json:"status"`
 }
+
+// errorCode is what a vendor error code may look like to be passed on ("not_found",
+// "request_limit_exceeded").
+var errorCode = regexp.MustCompile(`^[A-Za-z0-9_.\-]{1,64}$`)
 
 // errorBody is DigiCert's error shape (documented for its other APIs; unconfirmed here, so
 // any other body is tolerated).
@@ -130,10 +135,15 @@ func credential(m *Metadata, status string) *provider.Credential {
 // classify maps an answer other than success. A 403 means the key belongs to an account the
 // partner key cannot manage ("an unrelated account", in DigiCert's words): Foreign, so that a
 // probe of several DigiCert accounts reads it as "not this account".
+//
+// Only a code that looks like one (a short identifier such as not_found) is passed on in the
+// detail; anything else in its place is free text that could echo what was sent. (Found by
+// FuzzRead: a code of arbitrary bytes reached the client's problem detail and the log as it
+// was.)
 func classify(resp *provider.Response) error {
 	detail := ""
 	var eb errorBody
-	if json.Unmarshal(resp.Body, &eb) == nil && len(eb.Errors) > 0 && eb.Errors[0].Code != "" {
+	if json.Unmarshal(resp.Body, &eb) == nil && len(eb.Errors) > 0 && errorCode.MatchString(eb.Errors[0].Code) {
 		detail = "DigiCert error " + eb.Errors[0].Code
 	}
 	if resp.StatusCode == http.StatusForbidden {

@@ -154,7 +154,24 @@ func (s *tokenSource) request(ctx context.Context) (string, time.Duration, error
 	if ans.AccessToken == "" {
 		return "", 0, provider.Malformed(resp.StatusCode, "access token: no accessToken", nil)
 	}
+	// A token that cannot be sent as "Authorization: Bearer <token>" is a malformed answer, not
+	// a token to cache: a control character makes the HTTP client refuse every call with it
+	// (a "connection error", for as long as the token was cached), and a space or a non-ASCII
+	// byte is not a bearer token (RFC 6750 allows visible ASCII only). Found by FuzzToken.
+	if !bearerToken(ans.AccessToken) {
+		return "", 0, provider.Malformed(resp.StatusCode, "access token: not a bearer token (visible ASCII only)", nil)
+	}
 	return ans.AccessToken, tokenLife(ans.ExpiresIn), nil
+}
+
+// bearerToken reports whether tok can be sent as a bearer token: visible ASCII, 0x21 to 0x7E.
+func bearerToken(tok string) bool {
+	for i := 0; i < len(tok); i++ {
+		if tok[i] < 0x21 || tok[i] > 0x7e {
+			return false
+		}
+	}
+	return tok != ""
 }
 
 // tokenLife reads expiresIn: seconds, as a number or a numeric string. Missing, zero,
