@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"regexp"
 
 	"github.com/credgate/credgate/module/provider"
 )
@@ -54,10 +53,6 @@ type apiKey struct {
 	Metadata
 	Status string `json:"status"`
 }
-
-// errorCode is what a vendor error code may look like to be passed on ("not_found",
-// "request_limit_exceeded").
-var errorCode = regexp.MustCompile(`^[A-Za-z0-9_.\-]{1,64}$`)
 
 // errorBody is DigiCert's error shape (documented for its other APIs; unconfirmed here, so
 // any other body is tolerated).
@@ -143,7 +138,7 @@ func credential(m *Metadata, status string) *provider.Credential {
 func classify(resp *provider.Response) error {
 	detail := ""
 	var eb errorBody
-	if json.Unmarshal(resp.Body, &eb) == nil && len(eb.Errors) > 0 && errorCode.MatchString(eb.Errors[0].Code) {
+	if json.Unmarshal(resp.Body, &eb) == nil && len(eb.Errors) > 0 && provider.IsVendorCode(eb.Errors[0].Code) {
 		detail = "DigiCert error " + eb.Errors[0].Code
 	}
 	if resp.StatusCode == http.StatusForbidden {

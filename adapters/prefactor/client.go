@@ -313,14 +313,8 @@ func errorCode(body []byte) string {
 	if json.Unmarshal(body, &env) != nil {
 		return ""
 	}
-	code := env.Code.String()
-	if len(code) == 0 || len(code) > 64 {
-		return ""
+	if code := env.Code.String(); provider.IsVendorCode(code) {
+		return code
 	}
-	for _, r := range code {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.') {
-			return ""
-		}
-	}
-	return code
+	return ""
 }

@@ -14,7 +14,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"regexp"
 	"time"
 
 	"github.com/credgate/credgate/module/provider"
@@ -115,9 +114,6 @@ type errorBody struct {
 		Code string `json:"code"`
 	} `json:"error"`
 }
-
-// errorCode is what a vendor error code may look like to be passed on ("SYS.1001", "ID.1001").
-var errorCode = regexp.MustCompile(`^[A-Za-z0-9_.\-]{1,64}$`)
 
 // Read returns the credential's status, derived from its expiry.
 func (c *Client) Read(ctx context.Context, id string) (*provider.Credential, error) {
@@ -317,7 +313,7 @@ func decode(resp *provider.Response, cr *credential) error {
 func classify(resp *provider.Response) error {
 	detail := ""
 	var eb errorBody
-	if json.Unmarshal(resp.Body, &eb) == nil && errorCode.MatchString(eb.Error.Code) {
+	if json.Unmarshal(resp.Body, &eb) == nil && provider.IsVendorCode(eb.Error.Code) {
 		detail = "ZStack error " + eb.Error.Code
 	}
 	return provider.ClassifyStatus(resp.StatusCode, detail)

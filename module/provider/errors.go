@@ -158,3 +158,20 @@ func sanitizeDecodeError(err error) error {
 }
 
 var errDecode = errors.New("answer is not the documented JSON")
+
+// IsVendorCode reports whether code looks like a vendor's error code, such as not_found,
+// invalid_action or SYS.1001: 1 to 64 letters, digits, '_', '-' or '.'. Adapters pass a code
+// on in a Detail only when it is one, as anything else in its place may be free text that
+// echoes what was sent. Vendor messages are never passed on.
+func IsVendorCode(code string) bool {
+	if code == "" || len(code) > 64 {
+		return false
+	}
+	for i := 0; i < len(code); i++ {
+		c := code[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
