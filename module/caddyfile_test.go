@@ -149,6 +149,14 @@ func TestSecretsComeFromEnvAndFilePlaceholders(t *testing.T) {
 	_, err = provision(t, `{"providers": {"env": {"adapter": "digicert", "api_key": "{env.CREDGATE_TEST_DC_KEY}"}}}`)
 	require.Error(t, err, "an empty secret fails Provision, not the first upstream call")
 	assert.Contains(t, err.Error(), "api_key")
+
+	for _, bad := range []string{"line\nbreak", "back\bspace", "del\x7f", "tab\tbed"} {
+		t.Setenv("CREDGATE_TEST_DC_KEY", bad)
+		_, err = provision(t, `{"providers": {"env": {"adapter": "digicert", "api_key": "{env.CREDGATE_TEST_DC_KEY}"}}}`)
+		require.Error(t, err, "a secret no HTTP header can carry: %q", bad)
+		assert.Contains(t, err.Error(), "control character")
+		assert.NotContains(t, err.Error(), bad)
+	}
 }
 
 func TestCustomCABundle(t *testing.T) {

@@ -41,6 +41,8 @@ func TestInvalidRequestsCallNoProvider(t *testing.T) {
 		{"empty body", "PUT", "/credentials/12345/status", ` `, nil, 400, "invalid-request"},
 		{"trailing data", "PUT", "/credentials/12345/status", `{"status":"active"} {}`, nil, 400, "invalid-request"},
 		{"unknown field", "PUT", "/credentials/12345/status", `{"status":"active","enabled":true}`, nil, 400, "invalid-request"},
+		{"field in another case", "PUT", "/credentials/12345/status", `{"STATUS":"inactive"}`, nil, 400, "invalid-request"},
+		{"field given twice", "PUT", "/credentials/12345/status", `{"status":"inactive","status":"active"}`, nil, 400, "invalid-request"},
 		{"missing status", "PUT", "/credentials/12345/status", `{"reason":"x"}`, nil, 400, "invalid-request"},
 		{"bad status", "PUT", "/credentials/12345/status", `{"status":"disabled"}`, nil, 400, "invalid-request"},
 		{"unknown is not a request", "PUT", "/credentials/12345/status", `{"status":"unknown"}`, nil, 400, "invalid-request"},

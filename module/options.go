@@ -346,8 +346,11 @@ func ResolveSecret(repl *caddy.Replacer, option, value string) (string, error) {
 	if strings.ContainsAny(out, "{}") {
 		return "", fmt.Errorf("%s: holds a stray brace; is a placeholder mistyped?", option)
 	}
-	if strings.ContainsAny(out, "\r\n") {
-		return "", fmt.Errorf("%s: holds a line break", option)
+	for i := 0; i < len(out); i++ {
+		if c := out[i]; c < 0x20 || c == 0x7f {
+			// No HTTP request can carry it in a header: every call would fail.
+			return "", fmt.Errorf("%s: holds a control character (byte %d)", option, i)
+		}
 	}
 	return out, nil
 }

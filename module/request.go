@@ -2,7 +2,6 @@ package module
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -72,7 +71,8 @@ func validateID(id string) error {
 	return nil
 }
 
-// changeBody is the body of PUT /credentials/{id}/status.
+// changeBody is the body of PUT /credentials/{id}/status, as JSON. parseChange reads it with
+// flatObject, stricter than encoding/json; the type documents the shape.
 type changeBody struct {
 	Status    provider.Status `json:"status"`
 	Provider  string          `json:"provider,omitempty"`
@@ -120,66 +120,51 @@ func readBody(r *http.Request, max int64) ([]byte, *Problem) {
 	return body, nil
 }
 
-// decodeStrict decodes one JSON value into v, rejecting unknown fields and trailing data.
-func decodeStrict(body []byte, v any) error {
-	if len(bytes.TrimSpace(body)) == 0 {
-		return errors.New("the request body is empty")
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var typeErr *json.UnmarshalTypeError
-		if errors.As(err, &typeErr) {
-			if typeErr.Field == "" {
-				return errors.New("malformed JSON: the body must be a JSON object")
-			}
-			return fmt.Errorf("malformed JSON: %s must be a %s", typeErr.Field, jsonTypeName(typeErr.Type.Kind().String()))
-		}
-		return fmt.Errorf("malformed JSON: %s", strings.TrimPrefix(err.Error(), "json: "))
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errors.New("malformed JSON: unexpected data after the JSON object")
-	}
-	return nil
-}
+// changeFields are the members of a PUT body, in the order of flatObject's values.
+var changeFields = []string{"status", "provider", "reason", "expires_at"}
 
-func jsonTypeName(goKind string) string {
-	switch goKind {
-	case "string":
-		return "string"
-	case "bool":
-		return "boolean"
-	case "slice", "array":
-		return "array"
-	case "map", "struct":
-		return "object"
-	default:
-		return "number"
-	}
-}
-
-// parseChange validates a PUT request: its body, and its Idempotency-Key header.
+// parseChange validates a PUT request: its body (see changeBody; keys exact and once each,
+// nothing after the object) and its Idempotency-Key header.
 func parseChange(r *http.Request, body []byte) (changeRequest, *Problem) {
-	var b changeBody
-	if err := decodeStrict(body, &b); err != nil {
-		return changeRequest{}, newProblem(probInvalid, err.Error())
+	var c changeRequest
+	if len(bytes.TrimSpace(body)) == 0 {
+		return c, newProblem(probInvalid, "the request body is empty")
 	}
-	c := changeRequest{status: b.Status, hint: b.Provider, reason: b.Reason}
-	if b.Status == "" {
+	var vals [4][]byte
+	end, err := flatObject(body, changeFields, vals[:])
+	if err == nil && len(bytes.TrimSpace(body[end:])) > 0 {
+		err = errors.New("unexpected data after the JSON object")
+	}
+	if err != nil {
+		return c, newProblem(probInvalid, "malformed JSON: "+err.Error())
+	}
+	switch string(vals[0]) {
+	case "active":
+		c.status = provider.StatusActive
+	case "inactive":
+		c.status = provider.StatusInactive
+	case "revoked":
+		c.status = provider.StatusRevoked
+	case "":
 		return c, newProblem(probInvalid, "status is required: active, inactive or revoked")
-	}
-	if !b.Status.Valid() {
+	default:
 		return c, newProblem(probInvalid, "status must be active, inactive or revoked")
 	}
-	if len(b.Reason) > MaxReasonLength {
+	if vals[1] != nil {
+		c.hint = string(vals[1])
+	}
+	if len(vals[2]) > MaxReasonLength {
 		return c, newProblem(probInvalid, fmt.Sprintf("reason is longer than %d bytes", MaxReasonLength))
 	}
-	if b.ExpiresAt != "" {
-		t, err := time.Parse(time.RFC3339, b.ExpiresAt)
+	if vals[2] != nil {
+		c.reason = string(vals[2])
+	}
+	if len(vals[3]) > 0 {
+		t, err := time.Parse(time.RFC3339, string(vals[3]))
 		if err != nil {
 			return c, newProblem(probInvalid, "expires_at must be an RFC 3339 time, such as 2027-01-01T00:00:00Z")
 		}
-		if b.Status != provider.StatusActive {
+		if c.status != provider.StatusActive {
 			return c, newProblem(probUnsupported, "expires_at goes only with status active")
 		}
 		if !t.After(time.Now()) {
