@@ -192,6 +192,7 @@ func checkLeaks() int {
 		goleak.IgnoreAnyFunction("github.com/caddyserver/caddy/v2.replaceLocalAdminServer.func2"),
 		goleak.IgnoreTopFunction("gopkg.in/natefinch/lumberjack%2ev2.(*Logger).millRun"),
 		goleak.IgnoreTopFunction("github.com/golang/glog.(*fileSink).flushDaemon"), // a dependency's init
+		goleak.IgnoreAnyFunction("github.com/caddyserver/certmagic.keepLockfileFresh"), // TLS storage cleaning, started with Caddy
 	)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "goleak:", err)

@@ -304,3 +304,43 @@ func TestSecretsNeverLeak(t *testing.T) {
 	}
 	t.Logf("%d answers and %d bytes of DEBUG log checked for %d secrets", len(answers), len(logData), len(secrets))
 }
+
+// TestStateSurvivesACaddyReload opens a breaker and caches a probe's answer, reloads Caddy
+// with a change elsewhere in the config, and checks that both are still there; then changes
+// the breaker's settings and checks that the provider got a fresh breaker.
+func TestStateSurvivesACaddyReload(t *testing.T) {
+	block := func(extra, breaker string) string {
+		return extra + "\n" + digicertBlock() + fmt.Sprintf(`
+		provider survivor digicert {
+			base_url %s
+			api_key {env.DC_FLAKY_KEY}
+			id_pattern 6[0-9]{4}
+			retries 0
+			breaker {
+				%s
+			}
+		}`, dcFlaky.URL, breaker)
+	}
+	tester := load(t, block("negative_ttl 5s", "failures 2\n open_for 1m"))
+	fresh(dc.Server, dcFlaky.Server)
+	dc.AddKey(20001, 2, "partner-b", "active")
+	dcFlaky.SetFault(sim.Fault{Status: 500})
+	for i := 0; i < 2; i++ {
+		requireProblem(t, call(t, tester, "GET", "/credentials/60001/status?provider=survivor", ""), 502, "provider-error")
+	}
+	requireProblem(t, call(t, tester, "GET", "/credentials/60001/status?provider=survivor", ""), 503, "provider-unavailable")
+	require.Equal(t, 200, call(t, tester, "GET", "/credentials/20001/status", "").status) // probed: dc and dc-other
+	reads := dc.Count("GET")
+
+	tester = load(t, block("negative_ttl 7s", "failures 2\n open_for 1m"))
+	a := call(t, tester, "GET", "/credentials/60001/status?provider=survivor", "")
+	requireProblem(t, a, 503, "provider-unavailable")
+	assert.Equal(t, 2, dcFlaky.Count(""), "still open after the reload: no upstream call")
+	require.Equal(t, 200, call(t, tester, "GET", "/credentials/20001/status", "").status)
+	assert.Equal(t, reads+1, dc.Count("GET"), "the cached owner was asked, nobody was probed")
+
+	tester = load(t, block("negative_ttl 7s", "failures 3\n open_for 1m"))
+	requireProblem(t, call(t, tester, "GET", "/credentials/60001/status?provider=survivor", ""), 502, "provider-error")
+	assert.Equal(t, 3, dcFlaky.Count(""), "new breaker settings: a fresh, closed breaker")
+	dcFlaky.Clear()
+}
