@@ -191,7 +191,7 @@ func checkLeaks() int {
 		goleak.IgnoreTopFunction("github.com/caddyserver/caddy/v2.trapSignalsPosix.func1"),
 		goleak.IgnoreAnyFunction("github.com/caddyserver/caddy/v2.replaceLocalAdminServer.func2"),
 		goleak.IgnoreTopFunction("gopkg.in/natefinch/lumberjack%2ev2.(*Logger).millRun"),
-		goleak.IgnoreTopFunction("github.com/golang/glog.(*fileSink).flushDaemon"), // a dependency's init
+		goleak.IgnoreTopFunction("github.com/golang/glog.(*fileSink).flushDaemon"),     // a dependency's init
 		goleak.IgnoreAnyFunction("github.com/caddyserver/certmagic.keepLockfileFresh"), // TLS storage cleaning, started with Caddy
 	)
 	if err != nil {
