@@ -22,6 +22,7 @@ type backend struct {
 	caps      provider.Capabilities
 	client    provider.Client
 	breaker   *breaker
+	up        *provider.Upstream
 	transport *http.Transport
 }
 
@@ -59,23 +60,26 @@ func (b *backend) change(ctx context.Context, c *provider.Change) (*provider.Res
 	return res, err
 }
 
-// settle turns what an adapter returned into a classified error: a done context wins over
-// whatever error it caused, and an unclassified error is a provider error.
+// settle turns what an adapter returned into a classified error. When the context is done,
+// the error is its doing (a timeout, or the caller gone), unless the vendor did answer: an
+// error that carries the vendor's status stays as it is. An unclassified error is a provider
+// error.
 func settle(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
 	}
-	if ctxErr := ctx.Err(); ctxErr != nil {
-		if k := provider.KindOf(err); k != provider.KindTimeout && k != provider.KindCanceled {
-			if errors.Is(ctxErr, context.DeadlineExceeded) {
-				return &provider.Error{Kind: provider.KindTimeout, Detail: "provider did not answer in time"}
-			}
-			return &provider.Error{Kind: provider.KindCanceled, Detail: "request canceled"}
-		}
-		return err
-	}
 	var pe *provider.Error
-	if !errors.As(err, &pe) {
+	classified := errors.As(err, &pe)
+	if ctxErr := ctx.Err(); ctxErr != nil && !(classified && pe.StatusCode != 0) {
+		if k := provider.KindOf(err); k == provider.KindTimeout || k == provider.KindCanceled {
+			return err
+		}
+		if errors.Is(ctxErr, context.DeadlineExceeded) {
+			return &provider.Error{Kind: provider.KindTimeout, Detail: "provider did not answer in time"}
+		}
+		return &provider.Error{Kind: provider.KindCanceled, Detail: "request canceled"}
+	}
+	if !classified {
 		return &provider.Error{Kind: provider.KindUpstream, Detail: "provider error", Err: err}
 	}
 	return err
@@ -110,7 +114,3 @@ func newTransport(s settings, caFile string) (*http.Transport, error) {
 		ExpectContinueTimeout: time.Second,
 	}, nil
 }
-
-// noRedirects makes the client return a vendor's redirect as it is: the adapter treats it as
-// an unexpected answer, and the gateway's credentials never follow it to another host.
-func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }

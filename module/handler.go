@@ -137,12 +137,13 @@ func (h *Handler) provisionBackend(name string, mod any) (*backend, error) {
 	}
 	b := &backend{name: name, adapter: adapter, s: s, caps: vendor.Capabilities, transport: transport}
 	up := &provider.Upstream{
-		Client:      &http.Client{Transport: transport, CheckRedirect: noRedirects},
+		Transport:   transport,
 		MaxResponse: s.maxResponse,
 		Retries:     s.retries,
 		Backoff:     100 * time.Millisecond,
 		MaxBackoff:  2 * time.Second,
 	}
+	b.up = up
 	if b.client, err = a.Open(s.baseURL, up); err != nil {
 		transport.CloseIdleConnections()
 		return nil, err

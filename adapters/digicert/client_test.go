@@ -26,7 +26,7 @@ func setup(t *testing.T) (*sim.DigiCert, *Client) {
 	s.AddAccount(2, 0, "other-partner-secret")
 	s.AddKey(12345, 1, "build-server", "active")
 	s.AddKey(67890, 2, "partner-b", "active")
-	up := &provider.Upstream{Client: &http.Client{}, MaxResponse: 1 << 20}
+	up := &provider.Upstream{Transport: &http.Transport{}, MaxResponse: 1 << 20}
 	return s, NewClient(s.URL, partnerKey, up)
 }
 
@@ -113,7 +113,7 @@ func TestTolerantAnswers(t *testing.T) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{"id": "12345", "account_id": "7", "status": status, "new_field": []int{1}})
 	})
-	c := NewClient(srv, partnerKey, &provider.Upstream{Client: &http.Client{}, MaxResponse: 1 << 20})
+	c := NewClient(srv, partnerKey, &provider.Upstream{Transport: &http.Transport{}, MaxResponse: 1 << 20})
 	res, err := c.Change(context.Background(), &provider.Change{ID: "12345", Status: provider.StatusActive})
 	require.NoError(t, err)
 	assert.True(t, res.Changed)
@@ -142,7 +142,7 @@ func TestIDIsPathEscaped(t *testing.T) {
 		path = r.URL.EscapedPath()
 		w.WriteHeader(http.StatusNotFound)
 	})
-	c := NewClient(srv, partnerKey, &provider.Upstream{Client: &http.Client{}, MaxResponse: 1 << 20})
+	c := NewClient(srv, partnerKey, &provider.Upstream{Transport: &http.Transport{}, MaxResponse: 1 << 20})
 	_, err := c.Read(context.Background(), "1?x=2#y")
 	assert.Equal(t, provider.KindNotFound, provider.KindOf(err))
 	assert.Equal(t, "/partner-subscription/api/v1/api-key/1%3Fx=2%23y", path)

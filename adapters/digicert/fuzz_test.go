@@ -263,9 +263,7 @@ func (ft *fuzzTransport) check(t *testing.T) {
 // fuzzUpstream is the host's Upstream around ft, without retries.
 func fuzzUpstream(ft *fuzzTransport) *provider.Upstream {
 	return &provider.Upstream{
-		Client: &http.Client{Transport: ft, CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		}},
+		Transport:   ft,
 		MaxResponse: 1 << 20,
 	}
 }

@@ -28,7 +28,7 @@ const (
 
 func newUpstream() *provider.Upstream {
 	return &provider.Upstream{
-		Client:      &http.Client{Transport: &http.Transport{}},
+		Transport:   &http.Transport{},
 		MaxResponse: 1 << 20,
 		Backoff:     time.Millisecond,
 		MaxBackoff:  4 * time.Millisecond,

@@ -32,10 +32,7 @@ const (
 
 func upstream() *provider.Upstream {
 	return &provider.Upstream{
-		Client: &http.Client{
-			Transport:     &http.Transport{},
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+		Transport:   &http.Transport{},
 		MaxResponse: 1 << 20,
 		Retries:     2,
 		Backoff:     time.Millisecond,

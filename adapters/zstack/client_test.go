@@ -26,7 +26,7 @@ const (
 )
 
 func upstream() *provider.Upstream {
-	return &provider.Upstream{Client: &http.Client{Transport: &http.Transport{}}, MaxResponse: 1 << 16}
+	return &provider.Upstream{Transport: &http.Transport{}, MaxResponse: 1 << 16}
 }
 
 func newSim(t *testing.T) *sim.ZStack {

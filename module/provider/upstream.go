@@ -16,9 +16,11 @@ import (
 // Upstream sends one provider's HTTP calls. The host builds it from the provider's options and
 // hands it to the adapter; adapters never build HTTP clients of their own.
 type Upstream struct {
-	// Client is the provider's HTTP client, with a keep-alive transport of its own so that one
-	// provider's outage cannot use up another's connections. It must not follow redirects.
-	Client *http.Client
+	// Transport carries the provider's calls: a keep-alive transport of the provider's own, so
+	// that one provider's outage cannot use up another's connections. Calls go to it directly,
+	// not through an http.Client: a vendor's redirect is an answer like any other (the
+	// gateway's credentials never follow it to another host), and the context is the timeout.
+	Transport http.RoundTripper
 	// MaxResponse bounds the bytes read from one answer; a longer answer is a provider error.
 	MaxResponse int64
 	// Retries is how many more times a failed call that is safe to repeat is sent.
@@ -89,7 +91,7 @@ func (u *Upstream) send(req *http.Request, idempotent bool) (*Response, bool, er
 		trace := &httptrace.ClientTrace{WroteHeaders: func() { wrote = true }}
 		req = req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
 	}
-	resp, err := u.Client.Do(req)
+	resp, err := u.Transport.RoundTrip(req)
 	if err != nil {
 		if ctxErr := req.Context().Err(); ctxErr != nil {
 			return nil, false, ContextError(req.Context(), err)

@@ -19,7 +19,7 @@ import (
 
 func newUpstream(retries int) *Upstream {
 	return &Upstream{
-		Client:      &http.Client{Transport: &http.Transport{}},
+		Transport:   &http.Transport{},
 		MaxResponse: 1 << 10,
 		Retries:     retries,
 		Backoff:     time.Millisecond,
@@ -121,7 +121,7 @@ func TestDoRepeatsAnyRequestNeverSent(t *testing.T) {
 
 	var attempts atomic.Int32
 	up := newUpstream(2)
-	up.Client.Transport = roundTripFunc(func(r *http.Request) (*http.Response, error) {
+	up.Transport = roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		attempts.Add(1)
 		return http.DefaultTransport.RoundTrip(r)
 	})

@@ -1,0 +1,9 @@
+package module
+
+import "net/http"
+
+// SetTransport replaces the HTTP transport of the provider named name, so that a test or a
+// benchmark can answer its calls in memory.
+func SetTransport(h *Handler, name string, rt http.RoundTripper) {
+	h.backends[name].up.Transport = rt
+}
