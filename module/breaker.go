@@ -74,9 +74,12 @@ func countsAsFailure(err error) bool {
 // the provider rejecting the gateway's credentials (a configuration fault that more requests
 // will not mend; the problem says so).
 func excludedFromBreaker(err error) bool {
+	if err == nil {
+		return false
+	}
 	switch provider.KindOf(err) {
 	case provider.KindCanceled, provider.KindRateLimited, provider.KindAuth:
-		return err != nil
+		return true
 	}
 	return false
 }

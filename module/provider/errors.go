@@ -102,6 +102,9 @@ func Errorf(k Kind, code int, format string, args ...any) *Error {
 
 // KindOf returns the kind of err: that of the *Error in its chain, else KindUpstream.
 func KindOf(err error) Kind {
+	if e, ok := err.(*Error); ok {
+		return e.Kind // the common case, without errors.As's allocation
+	}
 	var pe *Error
 	if errors.As(err, &pe) {
 		return pe.Kind
