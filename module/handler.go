@@ -252,7 +252,8 @@ func (h *Handler) servePut(w http.ResponseWriter, r *http.Request, id string) *P
 	if p != nil {
 		return p
 	}
-	req, p := parseChange(r, body)
+	req, p := parseChange(r, *body) // copies what it keeps
+	putBody(body)
 	if p != nil {
 		p.ID = id
 		return p

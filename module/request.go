@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/credgate/credgate/module/provider"
@@ -105,22 +106,48 @@ func checkJSONContentType(r *http.Request) *Problem {
 	return nil
 }
 
-// readBody reads the whole request body, at most max bytes.
-func readBody(r *http.Request, max int64) ([]byte, *Problem) {
-	tooLarge := func() *Problem {
-		return newProblem(probTooLarge, fmt.Sprintf("the request body is larger than %d bytes", max))
-	}
+// bodyPool holds the buffers that request bodies are read into: a body is parsed and
+// dropped before its request ends, and nothing keeps a reference to its bytes.
+var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// readBody reads the whole request body, at most max bytes, into a buffer of bodyPool. The
+// caller gives the buffer back with putBody once it is done with the bytes.
+func readBody(r *http.Request, max int64) (*[]byte, *Problem) {
 	if r.ContentLength > max {
-		return nil, tooLarge()
+		return nil, newProblem(probTooLarge, fmt.Sprintf("the request body is larger than %d bytes", max))
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, max+1))
-	if err != nil {
-		return nil, newProblem(probInvalid, "the request body could not be read")
+	buf := bodyPool.Get().(*[]byte)
+	b := (*buf)[:0]
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)] // grow
+		}
+		n, err := r.Body.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if int64(len(b)) > max {
+			*buf = b
+			putBody(buf)
+			return nil, newProblem(probTooLarge, fmt.Sprintf("the request body is larger than %d bytes", max))
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			*buf = b
+			putBody(buf)
+			return nil, newProblem(probInvalid, "the request body could not be read")
+		}
 	}
-	if int64(len(body)) > max {
-		return nil, tooLarge()
+	*buf = b
+	return buf, nil
+}
+
+// putBody gives a buffer of readBody back to the pool, unless it grew large: one big body
+// must not pin its memory for good.
+func putBody(buf *[]byte) {
+	if cap(*buf) <= 64<<10 {
+		bodyPool.Put(buf)
 	}
-	return body, nil
 }
 
 // changeFields are the members of a PUT body, in the order of flatObject's values.
