@@ -26,15 +26,14 @@ const (
 
 // Client speaks the DigiCert Partner Subscriptions API for one partner account.
 type Client struct {
-	baseURL string
-	apiKey  string
-	up      *provider.Upstream
+	ep *provider.Endpoint // carries the partner key
+	up *provider.Upstream
 }
 
 // NewClient returns a client for the account whose partner key is apiKey. baseURL is the
 // origin, without a trailing slash.
 func NewClient(baseURL, apiKey string, up *provider.Upstream) *Client {
-	return &Client{baseURL: baseURL, apiKey: apiKey, up: up}
+	return &Client{ep: provider.NewEndpoint(baseURL, HeaderAPIKey, apiKey), up: up}
 }
 
 // Metadata is the non-secret part of a DigiCert API key. api_key_last4 is DigiCert's own
@@ -64,11 +63,10 @@ type errorBody struct {
 
 // Read returns the API key's status.
 func (c *Client) Read(ctx context.Context, id string) (*provider.Credential, error) {
-	req, err := provider.NewRequest(ctx, http.MethodGet, c.baseURL+keyPath+url.PathEscape(id), nil)
+	req, err := c.ep.Request(ctx, http.MethodGet, keyPath+url.PathEscape(id), nil)
 	if err != nil {
 		return nil, err
 	}
-	req.Header[HeaderAPIKey] = []string{c.apiKey}
 	resp, err := c.up.Do(req, true)
 	if err != nil {
 		return nil, err
@@ -99,11 +97,10 @@ func (c *Client) Change(ctx context.Context, ch *provider.Change) (*provider.Res
 	body := struct {
 		Status provider.Status `json:"status"`
 	}{ch.Status}
-	req, err := provider.NewRequest(ctx, http.MethodPut, c.baseURL+keyPath+url.PathEscape(ch.ID)+"/status", body)
+	req, err := c.ep.Request(ctx, http.MethodPut, keyPath+url.PathEscape(ch.ID)+"/status", body)
 	if err != nil {
 		return nil, err
 	}
-	req.Header[HeaderAPIKey] = []string{c.apiKey}
 	resp, err := c.up.Do(req, true) // setting a status twice is setting it once
 	if err != nil {
 		return nil, err

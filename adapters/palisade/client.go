@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/credgate/credgate/module/provider"
 )
@@ -46,16 +47,20 @@ const (
 type Client struct {
 	baseURL string
 	up      *provider.Upstream
-	// static is the access token given in the configuration; empty in OAuth mode.
-	static string
 	// oauth fetches access tokens; nil in static mode.
 	oauth *tokenSource
+
+	mu      sync.Mutex
+	ep      *provider.Endpoint // carries epToken: the static token, or the current access token
+	epToken string
 }
 
 // NewClient returns a client that authenticates with a static access token. baseURL is the
 // origin, without a trailing slash.
 func NewClient(baseURL, token string, up *provider.Upstream) *Client {
-	return &Client{baseURL: baseURL, up: up, static: token}
+	c := &Client{baseURL: baseURL, up: up}
+	c.endpoint(token)
+	return c
 }
 
 // NewOAuthClient returns a client that fetches access tokens from Palisade's token endpoint
@@ -250,18 +255,18 @@ func (c *Client) Change(ctx context.Context, ch *provider.Change) (*provider.Res
 // Every call is idempotent: a GET, or a PUT of the active flag.
 func (c *Client) call(ctx context.Context, method, path string, body any) (*provider.Response, error) {
 	for attempt := 0; ; attempt++ {
-		token := c.static
+		ep, token := c.current()
 		if c.oauth != nil {
 			var err error
 			if token, err = c.oauth.token(ctx); err != nil {
 				return nil, err
 			}
+			ep = c.endpoint(token)
 		}
-		req, err := provider.NewRequest(ctx, method, c.baseURL+path, body)
+		req, err := ep.Request(ctx, method, path, body)
 		if err != nil {
 			return nil, err
 		}
-		req.Header["Authorization"] = []string{"Bearer " + token}
 		resp, err := c.up.Do(req, true)
 		if err != nil {
 			return nil, err
@@ -272,6 +277,24 @@ func (c *Client) call(ctx context.Context, method, path string, body any) (*prov
 		}
 		return resp, nil
 	}
+}
+
+// current returns the endpoint in use and the token it carries.
+func (c *Client) current() (*provider.Endpoint, string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ep, c.epToken
+}
+
+// endpoint returns the endpoint whose calls carry token, made once per token (an access token
+// lives an hour).
+func (c *Client) endpoint(token string) *provider.Endpoint {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ep == nil || c.epToken != token {
+		c.ep, c.epToken = provider.NewEndpoint(c.baseURL, "Authorization", "Bearer "+token), token
+	}
+	return c.ep
 }
 
 // classify maps an answer other than success. A 409, or a 400 or 412 whose gRPC code is

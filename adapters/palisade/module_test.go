@@ -121,7 +121,7 @@ func TestProvisionResolvesPlaceholders(t *testing.T) {
 	require.NoError(t, err)
 	pc := c.(*Client)
 	require.NotNil(t, pc.oauth, "OAuth mode")
-	assert.Empty(t, pc.static)
+	assert.Nil(t, pc.ep, "no static token")
 	assert.Equal(t, "https://api.palisade.co/v2/credentials/oauth/token", pc.oauth.url)
 
 	t.Setenv("PALISADE_TEST_TOKEN", "static-token-value")
@@ -131,7 +131,8 @@ func TestProvisionResolvesPlaceholders(t *testing.T) {
 	c, err = a.Open("https://api.palisade.co", newUpstream())
 	require.NoError(t, err)
 	assert.Nil(t, c.(*Client).oauth)
-	assert.Equal(t, "static-token-value", c.(*Client).static)
+	_, token := c.(*Client).current()
+	assert.Equal(t, "static-token-value", token)
 }
 
 func TestProvisionFailures(t *testing.T) {

@@ -42,15 +42,14 @@ var actions = map[provider.Status]string{
 
 // Client speaks the Prefactor API for one account, with one API token.
 type Client struct {
-	baseURL string
-	token   string
-	up      *provider.Upstream
+	ep *provider.Endpoint // carries the bearer token
+	up *provider.Upstream
 }
 
 // NewClient returns a client that authenticates with the Prefactor API token token. baseURL
 // is the origin, without a trailing slash.
 func NewClient(baseURL, token string, up *provider.Upstream) *Client {
-	return &Client{baseURL: baseURL, token: token, up: up}
+	return &Client{ep: provider.NewEndpoint(baseURL, "Authorization", "Bearer "+token), up: up}
 }
 
 // Metadata is the non-secret part of a Prefactor API token (ApiToken_Details). Prefactor
@@ -203,12 +202,7 @@ func (c *Client) Change(ctx context.Context, ch *provider.Change) (*provider.Res
 
 // request builds a call to path with the API token's bearer authentication.
 func (c *Client) request(ctx context.Context, method, path string, body any) (*http.Request, error) {
-	req, err := provider.NewRequest(ctx, method, c.baseURL+path, body)
-	if err != nil {
-		return nil, err
-	}
-	req.Header["Authorization"] = []string{"Bearer " + c.token}
-	return req, nil
+	return c.ep.Request(ctx, method, path, body)
 }
 
 // decodeDetails decodes ApiToken_Details, or returns nil when raw is absent, null or not an

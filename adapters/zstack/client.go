@@ -33,8 +33,7 @@ const (
 
 // Client speaks the ZStack Cloud credentials API for one ZStack installation.
 type Client struct {
-	baseURL       string
-	token         string
+	ep            *provider.Endpoint // carries the bearer token
 	operator      string
 	reactivateFor time.Duration
 	up            *provider.Upstream
@@ -53,7 +52,7 @@ func NewClient(baseURL, token, operator string, reactivateFor time.Duration, up 
 	if reactivateFor <= 0 {
 		reactivateFor = DefaultReactivateFor
 	}
-	return &Client{baseURL: baseURL, token: token, operator: operator, reactivateFor: reactivateFor, up: up, now: time.Now}
+	return &Client{ep: provider.NewEndpoint(baseURL, "Authorization", "Bearer "+token), operator: operator, reactivateFor: reactivateFor, up: up, now: time.Now}
 }
 
 // Metadata is the non-secret part of a ZStack credential. The credential's stored value is a
@@ -224,12 +223,7 @@ func (c *Client) get(ctx context.Context, id string) (*credential, error) {
 // request builds a call for the credential id, with the bearer token. body is nil or an
 // update.
 func (c *Client) request(ctx context.Context, method, id string, body any) (*http.Request, error) {
-	req, err := provider.NewRequest(ctx, method, c.baseURL+credentialPath+url.PathEscape(id), body)
-	if err != nil {
-		return nil, err
-	}
-	req.Header["Authorization"] = []string{"Bearer " + c.token}
-	return req, nil
+	return c.ep.Request(ctx, method, credentialPath+url.PathEscape(id), body)
 }
 
 // credential normalizes a ZStack credential, and returns its expiry (zero when it has none or

@@ -3,6 +3,7 @@ package zstack
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"regexp"
 	"testing"
 	"time"
@@ -88,7 +89,9 @@ func TestProvision(t *testing.T) {
 	client, err := a.Open("https://zstack.internal", &provider.Upstream{})
 	require.NoError(t, err)
 	c := client.(*Client)
-	assert.Equal(t, "tok-from-env", c.token)
+	req, err := c.ep.Request(context.Background(), http.MethodGet, "/x", nil)
+	require.NoError(t, err)
+	assert.Equal(t, "Bearer tok-from-env", req.Header.Get("Authorization"))
 	assert.Equal(t, DefaultOperator, c.operator)
 	assert.Equal(t, DefaultReactivateFor, c.reactivateFor)
 

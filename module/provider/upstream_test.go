@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -229,4 +230,43 @@ func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) 
 func jsonMarshal(v any) (string, error) {
 	b, err := json.Marshal(v)
 	return string(b), err
+}
+
+func TestEndpointRequest(t *testing.T) {
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		got = append(got, r.Method+" "+r.URL.EscapedPath()+" "+r.Header.Get("X-Key")+" "+r.Header.Get("Content-Type")+" "+string(body))
+	}))
+	defer srv.Close()
+
+	ep := NewEndpoint(srv.URL+"/proxy", "X-Key", "k1")
+	up := newUpstream(0)
+	for _, c := range []struct {
+		method, path string
+		body         any
+	}{
+		{http.MethodGet, "/v2/credentials/ce4918bf-a199-4ce2-85a3-d0d296855384", nil},
+		{http.MethodGet, "/v2/credentials/" + url.PathEscape("a?b#c%d e"), nil},
+		{http.MethodPut, "/v2/credentials/x/active", map[string]bool{"active": false}},
+	} {
+		req, err := ep.Request(context.Background(), c.method, c.path, c.body)
+		require.NoError(t, err)
+		_, err = up.Do(req, true)
+		require.NoError(t, err)
+	}
+	assert.Equal(t, []string{
+		"GET /proxy/v2/credentials/ce4918bf-a199-4ce2-85a3-d0d296855384 k1  ",
+		"GET /proxy/v2/credentials/a%3Fb%23c%25d%20e k1  ",
+		`PUT /proxy/v2/credentials/x/active k1 application/json {"active":false}`,
+	}, got)
+
+	// The header map is the endpoint's own, shared by its calls and never changed by them.
+	req, _ := ep.Request(context.Background(), http.MethodGet, "/a", nil)
+	assert.Equal(t, "application/json", req.Header.Get("Accept"))
+	assert.Equal(t, UserAgent, req.Header.Get("User-Agent"))
+	assert.Empty(t, req.Header.Get("Content-Type"))
+
+	_, err := NewEndpoint("http://[::1", "X-Key", "k").Request(context.Background(), http.MethodGet, "/", nil)
+	assert.Equal(t, KindUpstream, KindOf(err))
 }
