@@ -36,22 +36,17 @@ func NewClient(baseURL, apiKey string, up *provider.Upstream) *Client {
 	return &Client{ep: provider.NewEndpoint(baseURL, HeaderAPIKey, apiKey), up: up}
 }
 
-// Metadata is the non-secret part of a DigiCert API key. api_key_last4 is DigiCert's own
-// redacted form of the key, meant for display.
-type Metadata struct {
-	ID           provider.Scalar `json:"id,omitempty"`
-	Name         string          `json:"name,omitempty"`
-	AccountID    provider.Scalar `json:"account_id,omitempty"`
-	CreatedAt    string          `json:"created_at,omitempty"`
-	LastUsedDate string          `json:"last_used_date,omitempty"`
-	APIKeyLast4  string          `json:"api_key_last4,omitempty"`
-}
-
-// apiKey is the answer of GET /partner-subscription/api/v1/api-key/{apiKeyId}.
-type apiKey struct {
-	Metadata
-	Status string `json:"status"`
-}
+// metadata passes on the non-secret members of a DigiCert API key as they came, under the
+// same names: id, name, account_id, created_at, last_used_date and api_key_last4 (DigiCert's
+// own redacted form of the key, meant for display). Nothing else of the answer is copied.
+var metadata = provider.NewProjection(
+	"id", "id",
+	"name", "name",
+	"account_id", "account_id",
+	"created_at", "created_at",
+	"last_used_date", "last_used_date",
+	"api_key_last4", "api_key_last4",
+)
 
 // errorBody is DigiCert's error shape (documented for its other APIs; unconfirmed here, so
 // any other body is tolerated).
@@ -74,11 +69,7 @@ func (c *Client) Read(ctx context.Context, id string) (*provider.Credential, err
 	if resp.StatusCode != http.StatusOK {
 		return nil, classify(resp)
 	}
-	var k apiKey
-	if err := provider.DecodeJSON(resp, "API key", &k); err != nil {
-		return nil, err
-	}
-	return credential(&k.Metadata, k.Status), nil
+	return decodeKey(resp)
 }
 
 // Change sets the API key's status: active or inactive. It reads the key first, so that
@@ -113,15 +104,34 @@ func (c *Client) Change(ctx context.Context, ch *provider.Change) (*provider.Res
 	return &provider.Result{Credential: *cur, Changed: true}, nil
 }
 
-func credential(m *Metadata, status string) *provider.Credential {
-	s := provider.StatusUnknown
-	switch status {
-	case "active":
-		s = provider.StatusActive
-	case "inactive":
-		s = provider.StatusInactive
+// decodeKey reads the answer of GET /partner-subscription/api/v1/api-key/{apiKeyId}: its
+// status, and its metadata copied without being decoded.
+func decodeKey(resp *provider.Response) (*provider.Credential, error) {
+	meta := append(make([]byte, 0, len(resp.Body)+1), '{')
+	var status []byte
+	err := provider.Members(resp.Body, func(key, value []byte) {
+		if string(key) == "status" {
+			status, _ = provider.StringValue(value)
+			return
+		}
+		meta = metadata.Append(meta, key, value)
+	})
+	if err != nil {
+		return nil, provider.Malformed(resp.StatusCode, "API key", err)
 	}
-	return &provider.Credential{Status: s, ProviderStatus: status, Metadata: m}
+	c := &provider.Credential{Status: provider.StatusUnknown}
+	switch string(status) {
+	case "active":
+		c.Status, c.ProviderStatus = provider.StatusActive, "active"
+	case "inactive":
+		c.Status, c.ProviderStatus = provider.StatusInactive, "inactive"
+	default:
+		c.ProviderStatus = string(status)
+	}
+	if m := provider.EndObject(meta); m != nil {
+		c.Metadata = m
+	}
+	return c, nil
 }
 
 // classify maps an answer other than success. A 403 means the key belongs to an account the

@@ -38,9 +38,10 @@ func TestReadAndChange(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, provider.StatusActive, cred.Status)
 	assert.Equal(t, "active", cred.ProviderStatus)
-	m := cred.Metadata.(*Metadata)
-	assert.Equal(t, "build-server", m.Name)
-	assert.Equal(t, "12345", m.ID.String())
+	meta, err := json.Marshal(cred.Metadata)
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"id": 12345, "name": "build-server", "account_id": 1, "created_at": "2024-05-01T09:30:00Z",
+		"last_used_date": "2026-11-20T17:02:11Z", "api_key_last4": "4345"}`, string(meta))
 
 	res, err := c.Change(ctx, &provider.Change{ID: "12345", Status: provider.StatusInactive})
 	require.NoError(t, err)
