@@ -17,6 +17,7 @@ import (
 // backend is a configured provider at run time: its adapter's client behind its breaker.
 type backend struct {
 	name      string
+	index     int // in the handler's providers sorted by name
 	adapter   string
 	s         settings
 	caps      provider.Capabilities

@@ -55,7 +55,7 @@ func benchHandler(b *testing.B, patterns ...string) *Handler {
 	}
 	h := &Handler{cache: c, backends: map[string]*backend{}, CacheTTL: caddy.Duration(time.Hour)}
 	for i, p := range patterns {
-		bk := &backend{name: fmt.Sprintf("p%d", i), adapter: "fake"}
+		bk := &backend{name: fmt.Sprintf("p%d", i), adapter: "fake", index: i}
 		bk.s.pattern = mustPattern(b, p)
 		bk.s.timeout = time.Second
 		h.backends[bk.name] = bk
@@ -75,7 +75,7 @@ func mustPattern(b *testing.B, p string) *regexp.Regexp {
 
 func BenchmarkResolveCacheHit(b *testing.B) {
 	h := benchHandler(b, `[0-9]+`, `[a-f0-9-]{36}`)
-	h.cache.put("12345", "p0", time.Hour, time.Now())
+	h.cache.put("12345", 0, time.Hour, time.Now())
 	ctx := context.Background()
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
@@ -169,7 +169,7 @@ func BenchmarkCacheEntryMemory(b *testing.B) {
 		}
 		now := time.Now()
 		for j := 0; j < n; j++ {
-			c.put(fmt.Sprintf("%08x-a199-4ce2-85a3-d0d296855384", j), "custody-eu", time.Hour, now)
+			c.put(fmt.Sprintf("%08x-a199-4ce2-85a3-d0d296855384", j), 3, time.Hour, now)
 		}
 		runtime.GC()
 		runtime.ReadMemStats(&after)

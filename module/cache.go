@@ -15,39 +15,45 @@ import (
 // golang-lru's expirable LRU: that one starts a cleanup goroutine it never stops (v2.0.7),
 // which would leak one per reload, and it has one TTL where positive and negative entries
 // need two. An expired entry is dropped when it is next looked up, or pushed out by newer ones.
+//
+// An entry is one uint64: the expiry in unix milliseconds, shifted left 16 bits, and the
+// provider's index in its handler's providers sorted by name (noProvider for "none has it").
+// The index is stable for a cache because only handlers with the same providers share one
+// (see cacheKey). Kept this small, an entry of golang-lru fits its allocator's 80-byte class.
 type idCache struct {
-	lru *lru.Cache[string, cacheEntry]
+	lru *lru.Cache[string, uint64]
 }
 
-// cacheEntry maps an ID to its provider's name; an empty name means "no provider has it".
-type cacheEntry struct {
-	provider string
-	expires  int64 // unix nanoseconds
-}
+const (
+	noProvider   = 1<<16 - 1 // the index of a negative entry
+	maxProviders = noProvider
+)
 
 func newIDCache(size int) (*idCache, error) {
-	c, err := lru.New[string, cacheEntry](size)
+	c, err := lru.New[string, uint64](size)
 	if err != nil {
 		return nil, err
 	}
 	return &idCache{lru: c}, nil
 }
 
-// get returns the live entry for id.
-func (c *idCache) get(id string, now time.Time) (cacheEntry, bool) {
+// get returns the index of the provider that owns id, or noProvider when none does, if the
+// cache knows and its entry is live.
+func (c *idCache) get(id string, now time.Time) (int, bool) {
 	e, ok := c.lru.Get(id)
 	if !ok {
-		return e, false
+		return 0, false
 	}
-	if e.expires <= now.UnixNano() {
+	if int64(e>>16) <= now.UnixMilli() {
 		c.lru.Remove(id)
-		return e, false
+		return 0, false
 	}
-	return e, true
+	return int(e & noProvider), true
 }
 
-func (c *idCache) put(id, provider string, ttl time.Duration, now time.Time) {
-	c.lru.Add(id, cacheEntry{provider: provider, expires: now.Add(ttl).UnixNano()})
+// put remembers for ttl that the provider of index idx (noProvider: none) owns id.
+func (c *idCache) put(id string, idx int, ttl time.Duration, now time.Time) {
+	c.lru.Add(id, uint64(now.Add(ttl).UnixMilli())<<16|uint64(idx&noProvider))
 }
 
 func (c *idCache) remove(id string) { c.lru.Remove(id) }

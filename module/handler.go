@@ -89,6 +89,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if len(h.ProvidersRaw) == 0 {
 		return fmt.Errorf("credential_status: configure at least one provider")
 	}
+	if len(h.ProvidersRaw) >= maxProviders {
+		return fmt.Errorf("credential_status: at most %d providers", maxProviders-1)
+	}
 	for name := range h.ProvidersRaw {
 		if !providerName.MatchString(name) {
 			return fmt.Errorf("credential_status: provider name %q: use 1 to 64 letters, digits, '.', '_' or '-'", name)
@@ -108,6 +111,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.ordered = append(h.ordered, b)
 	}
 	sort.Slice(h.ordered, func(i, j int) bool { return h.ordered[i].name < h.ordered[j].name })
+	for i, b := range h.ordered {
+		b.index = i
+	}
 
 	key := cacheKey(h.CacheSize, h.ordered)
 	val, _, err := pool.LoadOrNew(key, func() (caddy.Destructor, error) { return newIDCache(h.CacheSize) })

@@ -116,7 +116,7 @@ func withOwner[T any](h *Handler, ctx context.Context, id, hint string, op func(
 		return zero, res.b, providerProblem(err, id, res.b.name)
 	}
 	if res.remember {
-		h.cache.put(id, res.b.name, time.Duration(h.CacheTTL), time.Now())
+		h.cache.put(id, res.b.index, time.Duration(h.CacheTTL), time.Now())
 	}
 	return v, res.b, nil
 }
@@ -134,14 +134,14 @@ func notOwner(err error) bool {
 // resolve finds the provider that owns id.
 func (h *Handler) resolve(ctx context.Context, id string, useCache bool) (resolution, *Problem) {
 	if useCache {
-		if e, ok := h.cache.get(id, time.Now()); ok {
-			if e.provider == "" {
+		if idx, ok := h.cache.get(id, time.Now()); ok {
+			if idx == noProvider {
 				p := newProblem(probNotFound, "no configured provider knows credential "+id+" (asked less than "+time.Duration(h.NegativeTTL).String()+" ago)")
 				p.ID = id
 				return resolution{}, p
 			}
-			if b, ok := h.backends[e.provider]; ok {
-				return resolution{b: b, cached: true}, nil
+			if idx < len(h.ordered) {
+				return resolution{b: h.ordered[idx], cached: true}, nil
 			}
 		}
 	}
@@ -230,7 +230,7 @@ func (h *Handler) probeAll(id string, candidates []*backend) *probeResult {
 		// The owner is certain only when every other candidate said no. When one could not
 		// be asked, go on with the owner but do not remember it.
 		if len(failed) == 0 {
-			h.cache.put(id, owners[0].b.name, time.Duration(h.CacheTTL), time.Now())
+			h.cache.put(id, owners[0].b.index, time.Duration(h.CacheTTL), time.Now())
 		}
 		return &probeResult{res: resolution{b: owners[0].b, cred: owners[0].cred}}
 	case len(owners) > 1:
@@ -261,7 +261,7 @@ func (h *Handler) probeAll(id string, candidates []*backend) *probeResult {
 		}
 		return &probeResult{p: p}
 	}
-	h.cache.put(id, "", time.Duration(h.NegativeTTL), time.Now())
+	h.cache.put(id, noProvider, time.Duration(h.NegativeTTL), time.Now())
 	p := newProblem(probNotFound, "no configured provider knows credential "+id)
 	p.ID = id
 	return &probeResult{p: p}
