@@ -20,6 +20,11 @@ RACE      ?= -race
 # (Go's default, 60s, would eat a short run whole).
 FUZZTIME         ?= 10s
 FUZZMINIMIZETIME ?= 2s
+# `make bench`'s load benchmark: the length of one round, the rounds per row, and the
+# closed-loop workers (concurrent requests) of its loaded rows.
+BENCH_ROUND   ?= 3s
+BENCH_ROUNDS  ?= 5
+BENCH_WORKERS ?= 8
 
 DEMO_ENV := \
 	PALISADE_CLIENT_ID=local-client-id \
@@ -46,7 +51,11 @@ help: # list the targets
 	@echo '  run    start the vendor simulators and the gateway on http://localhost:8080'
 	@echo '         with $(CADDYFILE); Ctrl-C stops both'
 	@echo '  test   gofmt check, go vet, go test $(RACE) -count=1 ./..., go vet in tools/'
-	@echo '  bench  run the benchmarks'
+	@echo '  bench  the micro benchmarks (go test -bench in module/ and adapters/), then the load'
+	@echo '         benchmark (tests/bench/cmd/loadbench: direct, reverse_proxy and the gateway in'
+	@echo '         front of one stub; resolution, breaker, scale) reading them: one report ending'
+	@echo '         in name=value lines, about 6 minutes; BENCH_ROUND=$(BENCH_ROUND)'
+	@echo '         BENCH_ROUNDS=$(BENCH_ROUNDS) BENCH_WORKERS=$(BENCH_WORKERS)'
 	@echo '  fuzz   run every fuzz target (go test -fuzz), one after another, FUZZTIME each'
 	@echo '         (now $(FUZZTIME)): make fuzz FUZZTIME=1m'
 	@echo '  clean  remove bin/'
@@ -93,8 +102,15 @@ test: # formatting, vet, race tests, vet of tools/
 	@echo '==> go vet ./... (tools/)'
 	$(GO) -C tools vet ./...
 
-bench: # benchmarks (no tests)
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+# bench runs the testing.B benchmarks into a temporary file (shown as they run), then the load
+# benchmark, which includes them in its report: a table, then a last block of name=value lines.
+bench: # micro benchmarks, then the load benchmark
+	@micro=$$(mktemp -t credgate-bench.XXXXXX); trap 'rm -f "$$micro"' EXIT; \
+	echo "==> go test -run '^\$$' -bench . -benchmem -count 1 ./module/... ./adapters/..."; \
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./module/... ./adapters/... </dev/null | tee "$$micro"; \
+	echo '==> go run ./tests/bench/cmd/loadbench -micro <that output>'; \
+	$(GO) run ./tests/bench/cmd/loadbench -micro "$$micro" \
+		-round '$(BENCH_ROUND)' -rounds '$(BENCH_ROUNDS)' -workers '$(BENCH_WORKERS)' </dev/null
 
 # fuzz finds the targets itself: every Fuzz function that `go test -list` reports in a package
 # with one in its test files, so that a new target needs no change here. go test -fuzz takes one
