@@ -2,6 +2,7 @@ package module
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -138,7 +139,8 @@ func BenchmarkResponseEncode(b *testing.B) {
 	body := &statusBody{
 		ID: "12345", Provider: "digicert-parent", Adapter: "digicert", Status: provider.StatusActive,
 		Changed: &changed, ProviderStatus: "active",
-		Credential: map[string]any{"id": 12345, "name": "build-server", "account_id": 1001},
+		// As DigiCert's adapter passes it on: its members copied, not decoded.
+		Credential: json.RawMessage(`{"id":12345,"name":"build-server","account_id":1001,"created_at":"2024-05-01T09:30:00Z","last_used_date":"2026-11-20T17:02:11Z","api_key_last4":"4345"}`),
 	}
 	w := &nullWriter{h: http.Header{}}
 	b.ReportAllocs()

@@ -282,19 +282,6 @@ func (h *Handler) servePut(w http.ResponseWriter, r *http.Request, id string) *P
 	return nil
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	body, err := json.Marshal(v)
-	if err != nil {
-		writeProblem(w, newProblem(probProviderErr, "the provider's answer could not be encoded"))
-		return
-	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, _ = w.Write(body)
-}
-
 func (h *Handler) logProblem(r *http.Request, p *Problem) {
 	if ce := h.logger.Check(zap.DebugLevel, "credential status request failed"); ce != nil {
 		ce.Write(

@@ -35,6 +35,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -69,6 +70,7 @@ type options struct {
 	round          time.Duration
 	warmup         time.Duration
 	micro          string
+	cpuprofile     string
 }
 
 func main() {
@@ -79,14 +81,28 @@ func main() {
 	flag.DurationVar(&o.round, "round", 3*time.Second, "duration of one round")
 	flag.DurationVar(&o.warmup, "warmup", time.Second, "duration of the warm-up round run per row first (discarded)")
 	flag.StringVar(&o.micro, "micro", "", "a file of `go test -bench` output to include in the report")
+	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run (client, Caddy and stubs) to this `file`")
 	flag.Parse()
 	if o.workers < 1 || o.latencyWorkers < 1 || o.rounds < 1 || o.round <= 0 || o.warmup < 0 || flag.NArg() != 0 {
 		fmt.Fprintln(os.Stderr, "loadbench: -workers, -latency-workers and -rounds must be >= 1, -round > 0, -warmup >= 0, and no arguments")
 		os.Exit(2)
 	}
+	if o.cpuprofile != "" {
+		f, err := os.Create(o.cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadbench:", err)
+			os.Exit(2)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "loadbench:", err)
+			os.Exit(2)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "loadbench: FAIL:", err)
 		_ = caddy.Stop()
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
