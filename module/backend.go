@@ -25,6 +25,7 @@ type backend struct {
 	breaker   *breaker
 	up        *provider.Upstream
 	transport *http.Transport
+	metrics   backendMetrics
 }
 
 // read calls the provider's read endpoint through the breaker, within the provider's timeout.
@@ -33,9 +34,11 @@ func (b *backend) read(ctx context.Context, id string) (*provider.Credential, er
 	if err != nil {
 		return nil, err
 	}
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, b.s.timeout)
 	defer cancel()
 	cred, err := b.client.Read(ctx, id)
+	b.metrics.readTime.Observe(time.Since(start).Seconds())
 	if err == nil && cred == nil {
 		err = errors.New("adapter returned no credential")
 	}
@@ -50,9 +53,11 @@ func (b *backend) change(ctx context.Context, c *provider.Change) (*provider.Res
 	if err != nil {
 		return nil, err
 	}
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, b.s.timeout)
 	defer cancel()
 	res, err := b.client.Change(ctx, c)
+	b.metrics.changeTime.Observe(time.Since(start).Seconds())
 	if err == nil && res == nil {
 		err = errors.New("adapter returned no result")
 	}

@@ -121,8 +121,8 @@ func (c sleepClient) Change(context.Context, *provider.Change) (*provider.Result
 func BenchmarkProbeTwoCandidates(b *testing.B) {
 	h := benchHandler(b, `[0-9]+`, `[0-9]+`)
 	s := settings{timeout: time.Second, failures: 5, openFor: time.Second, halfOpen: 1}
-	h.ordered[0].client, h.ordered[0].breaker = sleepClient{delay: time.Millisecond, owns: true}, newBreaker("p0", s, zap.NewNop())
-	h.ordered[1].client, h.ordered[1].breaker = sleepClient{delay: 3 * time.Millisecond}, newBreaker("p1", s, zap.NewNop())
+	h.ordered[0].client, h.ordered[0].breaker = sleepClient{delay: time.Millisecond, owns: true}, newBreaker("p0", "fake", s, zap.NewNop())
+	h.ordered[1].client, h.ordered[1].breaker = sleepClient{delay: 3 * time.Millisecond}, newBreaker("p1", "fake", s, zap.NewNop())
 	ctx := context.Background()
 	b.ReportAllocs()
 	start := time.Now()

@@ -21,6 +21,8 @@ var pool = caddy.NewUsagePool()
 // breaker is a provider's circuit breaker: gobreaker's two-step breaker, because the host
 // classifies an answer only after the adapter has decoded it.
 type breaker struct {
+	name     string // the provider's
+	adapter  string
 	cb       *gobreaker.TwoStepCircuitBreaker[struct{}]
 	openFor  time.Duration
 	openedAt atomic.Int64 // unix nanoseconds of the last trip
@@ -30,8 +32,8 @@ func breakerKey(name, adapter string, s settings) string {
 	return fmt.Sprintf("breaker|%s|%s|%s|%d|%s|%d", name, adapter, s.baseURL, s.failures, s.openFor, s.halfOpen)
 }
 
-func newBreaker(name string, s settings, logger *zap.Logger) *breaker {
-	b := &breaker{openFor: s.openFor}
+func newBreaker(name, adapter string, s settings, logger *zap.Logger) *breaker {
+	b := &breaker{name: name, adapter: adapter, openFor: s.openFor}
 	failures := uint32(s.failures)
 	b.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        name,
@@ -102,3 +104,6 @@ func (b *breaker) allow() (func(error), error) {
 
 // state returns the breaker's state.
 func (b *breaker) state() gobreaker.State { return b.cb.State() }
+
+// effectiveState returns the state the breaker acts on, and whether an operator forced it.
+func (b *breaker) effectiveState() (gobreaker.State, bool) { return b.cb.State(), false }

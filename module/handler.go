@@ -55,6 +55,7 @@ type Handler struct {
 	poolKeys []string
 	probes   singleflight.Group
 	logger   *zap.Logger
+	auditLog *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -71,6 +72,10 @@ var providerName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 // the ID cache from the pool that outlives reloads. It makes no network call.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	h.auditLog = h.logger.Named(auditLoggerName)
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("credential_status: metrics: %v", err)
+	}
 	if h.CacheSize == 0 {
 		h.CacheSize = DefaultCacheSize
 	}
@@ -141,7 +146,7 @@ func (h *Handler) provisionBackend(name string, mod any) (*backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &backend{name: name, adapter: adapter, s: s, caps: vendor.Capabilities, transport: transport}
+	b := &backend{name: name, adapter: adapter, s: s, caps: vendor.Capabilities, transport: transport, metrics: newBackendMetrics(name)}
 	up := &provider.Upstream{
 		Transport:   transport,
 		MaxResponse: s.maxResponse,
@@ -156,7 +161,7 @@ func (h *Handler) provisionBackend(name string, mod any) (*backend, error) {
 	}
 	key := breakerKey(name, adapter, s)
 	val, _, err := pool.LoadOrNew(key, func() (caddy.Destructor, error) {
-		return newBreaker(name, s, h.logger), nil
+		return newBreaker(name, adapter, s, h.logger), nil
 	})
 	if err != nil {
 		transport.CloseIdleConnections()
@@ -209,16 +214,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 		p = h.serveGet(w, r, id)
 	case http.MethodPut:
+		c := changeRecord{start: time.Now(), id: id}
 		if idErr != nil {
 			p = newProblem(probInvalid, idErr.Error())
-			break
+		} else {
+			p = h.servePut(w, r, &c)
 		}
-		p = h.servePut(w, r, id)
+		h.audit(r, &c, p)
 	default:
 		p = newProblem(probMethod, "use GET to read a credential's status, PUT to change it")
 		p.allow = "GET, PUT"
 	}
 	if p != nil {
+		metricRequests.WithLabelValues(p.Provider, p.Suffix()).Inc()
 		h.logProblem(r, p)
 		writeProblem(w, p)
 	}
@@ -243,6 +251,7 @@ func (h *Handler) serveGet(w http.ResponseWriter, r *http.Request, id string) *P
 	if p != nil {
 		return p
 	}
+	b.metrics.read.Inc()
 	writeJSON(w, http.StatusOK, &statusBody{
 		ID: id, Provider: b.name, Adapter: b.adapter,
 		Status: cred.Status, ProviderStatus: cred.ProviderStatus, Credential: cred.Metadata,
@@ -250,7 +259,9 @@ func (h *Handler) serveGet(w http.ResponseWriter, r *http.Request, id string) *P
 	return nil
 }
 
-func (h *Handler) servePut(w http.ResponseWriter, r *http.Request, id string) *Problem {
+// servePut changes a credential's status, noting in c what the audit entry tells.
+func (h *Handler) servePut(w http.ResponseWriter, r *http.Request, c *changeRecord) *Problem {
+	id := c.id
 	if p := checkJSONContentType(r); p != nil {
 		return p
 	}
@@ -260,11 +271,13 @@ func (h *Handler) servePut(w http.ResponseWriter, r *http.Request, id string) *P
 	}
 	req, p := parseChange(r, *body) // copies what it keeps
 	putBody(body)
+	c.req = req
 	if p != nil {
 		p.ID = id
 		return p
 	}
-	res, b, p := h.change(r, id, &req)
+	res, b, p := h.change(r, c)
+	c.b, c.res = b, res
 	if p != nil {
 		return p
 	}
@@ -274,9 +287,15 @@ func (h *Handler) servePut(w http.ResponseWriter, r *http.Request, id string) *P
 		ID: id, Provider: b.name, Adapter: b.adapter, Changed: &changed,
 		Status: res.Status, ProviderStatus: res.ProviderStatus, Credential: res.Metadata,
 	}
-	if res.PendingStatus != "" {
+	switch {
+	case res.PendingStatus != "":
 		status = http.StatusAccepted
 		out.PendingStatus = res.PendingStatus
+		b.metrics.pending.Inc()
+	case changed:
+		b.metrics.changed.Inc()
+	default:
+		b.metrics.unchanged.Inc()
 	}
 	writeJSON(w, status, out)
 	return nil

@@ -11,6 +11,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	_ "github.com/credgate/credgate/adapters/digicert"
 	"github.com/credgate/credgate/module"
@@ -71,6 +73,10 @@ func provisionBench(b *testing.B) *module.Handler {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = h.Cleanup() })
+	// The audit trail is on, as in a real deployment (INFO), and encoded as Caddy's JSON
+	// log encoder would, into io.Discard.
+	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
+	module.SetAuditLogger(h, zap.New(zapcore.NewCore(enc, zapcore.AddSync(io.Discard), zap.InfoLevel)))
 	module.SetTransport(h, "dc", newMemTransport([]byte(`{"id":12345,"name":"build-server","account_id":1001,"status":"active","created_at":"2024-05-01T09:30:00Z","last_used_date":"2026-11-20T17:02:11Z","api_key_last4":"4345"}`)))
 	return h
 }

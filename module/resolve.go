@@ -37,7 +37,8 @@ func (h *Handler) read(r *http.Request, id, hint string) (*provider.Credential, 
 
 // change gives credential id the requested status at the provider named by the request, or
 // at the provider that owns it.
-func (h *Handler) change(r *http.Request, id string, req *changeRequest) (*provider.Result, *backend, *Problem) {
+func (h *Handler) change(r *http.Request, rec *changeRecord) (*provider.Result, *backend, *Problem) {
+	id, req := rec.id, &rec.req
 	c := &provider.Change{
 		ID:             id,
 		Status:         req.status,
@@ -47,7 +48,7 @@ func (h *Handler) change(r *http.Request, id string, req *changeRequest) (*provi
 	}
 	// Once a status change starts, it runs to its end or to the provider's timeout even if the
 	// client goes away: a kill switch must not be left half-thrown by a dropped connection.
-	changeCtx := context.WithoutCancel(r.Context())
+	changeCtx := provider.RecordStatus(context.WithoutCancel(r.Context()), &rec.upstream)
 	return withOwner(h, r.Context(), id, req.hint, func(b *backend, _ *provider.Credential) (*provider.Result, error) {
 		if p := checkCapabilities(b, req); p != nil {
 			return nil, p
@@ -89,10 +90,12 @@ func withOwner[T any](h *Handler, ctx context.Context, id, hint string, op func(
 	if hint != "" {
 		b, ok := h.backends[hint]
 		if !ok {
+			metricResolutions.WithLabelValues(unresolvedHint).Inc()
 			p := newProblem(probUnknownProv, "no provider named "+hint+" is configured")
 			p.ID = id
 			return zero, nil, p
 		}
+		resolutionHint.Inc()
 		v, err := op(b, nil)
 		if err != nil {
 			return zero, b, providerProblem(err, id, b.name)
@@ -134,13 +137,19 @@ func notOwner(err error) bool {
 // resolve finds the provider that owns id.
 func (h *Handler) resolve(ctx context.Context, id string, useCache bool) (resolution, *Problem) {
 	if useCache {
-		if idx, ok := h.cache.get(id, time.Now()); ok {
+		idx, ok := h.cache.get(id, time.Now())
+		if !ok {
+			metricCacheMisses.Inc()
+		} else {
+			metricCacheHits.Inc()
 			if idx == noProvider {
+				metricResolutions.WithLabelValues(resolvedCachedN).Inc()
 				p := newProblem(probNotFound, "no configured provider knows credential "+id+" (asked less than "+time.Duration(h.NegativeTTL).String()+" ago)")
 				p.ID = id
 				return resolution{}, p
 			}
 			if idx < len(h.ordered) {
+				resolutionCached.Inc()
 				return resolution{b: h.ordered[idx], cached: true}, nil
 			}
 		}
@@ -162,13 +171,33 @@ func (h *Handler) resolve(ctx context.Context, id string, useCache bool) (resolu
 	}
 	switch {
 	case first == nil:
+		metricResolutions.WithLabelValues(unresolvedNoPat).Inc()
 		p := newProblem(probNotFound, "no configured provider knows credential "+id+": it matches no provider's id_pattern")
 		p.ID = id
 		return resolution{}, p
 	case candidates == nil:
+		resolutionPattern.Inc()
 		return resolution{b: first, remember: true}, nil
 	}
-	return h.probe(ctx, id, candidates)
+	res, p := h.probe(ctx, id, candidates)
+	metricResolutions.WithLabelValues(probeResultLabel(p)).Inc()
+	return res, p
+}
+
+// probeResultLabel is the resolutions_total result of a probe that ended in p.
+func probeResultLabel(p *Problem) string {
+	if p == nil {
+		return resolvedProbe
+	}
+	switch p.Suffix() {
+	case probAmbiguous.suffix:
+		return unresolvedAmbig
+	case probUnavailable.suffix:
+		return unresolvedUnav
+	case probClientClosed.suffix:
+		return unresolvedCancl
+	}
+	return unresolvedNone
 }
 
 // probeAnswer is one candidate's answer to a probe.

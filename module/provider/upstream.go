@@ -10,6 +10,7 @@ import (
 	"net/http/httptrace"
 	"net/url"
 	"strconv"
+	"sync/atomic"
 	"time"
 )
 
@@ -84,6 +85,15 @@ func (u *Upstream) Do(req *http.Request, idempotent bool) (*Response, error) {
 	}
 }
 
+type statusKey struct{}
+
+// RecordStatus returns a context in which every answer that Do receives stores its HTTP
+// status in rec, the last one winning: the host's audit trail gives the status of the
+// provider's last answer to a change.
+func RecordStatus(ctx context.Context, rec *atomic.Int32) context.Context {
+	return context.WithValue(ctx, statusKey{}, rec)
+}
+
 // send makes one attempt. retry says whether the failure is one that may be repeated.
 func (u *Upstream) send(req *http.Request, idempotent bool) (*Response, bool, error) {
 	wrote := false
@@ -100,6 +110,9 @@ func (u *Upstream) send(req *http.Request, idempotent bool) (*Response, bool, er
 	}
 	defer resp.Body.Close()
 
+	if rec, ok := req.Context().Value(statusKey{}).(*atomic.Int32); ok {
+		rec.Store(int32(resp.StatusCode))
+	}
 	body, err := readBounded(resp, u.MaxResponse)
 	if err != nil {
 		if req.Context().Err() != nil {
