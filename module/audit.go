@@ -21,6 +21,9 @@ const auditLoggerName = "audit"
 type changeRecord struct {
 	start    time.Time
 	id       string
+	caller   string        // {http.auth.user.id}
+	dryRun   bool          // a dry run changes nothing, and writes no audit entry
+	replayed bool          // the answer was an Idempotency-Key's kept one: nothing ran
 	req      changeRequest // as parsed; zero when the request was refused before
 	b        *backend      // the provider, once one was found
 	res      *provider.Result
@@ -31,6 +34,9 @@ type changeRecord struct {
 // what the change was and who asked, and never a secret: the request's headers and the
 // provider's answers are not in it.
 func (h *Handler) audit(r *http.Request, c *changeRecord, p *Problem) {
+	if c.dryRun {
+		return
+	}
 	ce := h.auditLog.Check(zap.InfoLevel, "credential status change")
 	if ce == nil {
 		return
@@ -52,6 +58,8 @@ func (h *Handler) audit(r *http.Request, c *changeRecord, p *Problem) {
 		}
 	case c.res != nil:
 		outcome, result = changeOutcome(c.res), c.res.Status
+	case c.replayed:
+		outcome = outcomeReplayed
 	}
 	if c.b != nil {
 		providerName = c.b.name
@@ -59,7 +67,7 @@ func (h *Handler) audit(r *http.Request, c *changeRecord, p *Problem) {
 	fp := auditFields.Get().(*[auditFieldCount]zap.Field)
 	*fp = [auditFieldCount]zap.Field{
 		zap.String("request_id", requestID),
-		zap.String("caller", caller(r)),
+		zap.String("caller", c.caller),
 		zap.String("remote_addr", r.RemoteAddr),
 		zap.String("client_ip", clientIP),
 		zap.String("id", c.id),

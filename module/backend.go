@@ -26,10 +26,35 @@ type backend struct {
 	up        *provider.Upstream
 	transport *http.Transport
 	metrics   backendMetrics
+	// slots bound a batch's calls to the provider to max_concurrent at once.
+	slots chan struct{}
 }
+
+// acquire waits for one of the provider's batch slots, when ctx is a batch's; release gives
+// it back. Other calls pass.
+func (b *backend) acquire(ctx context.Context) (release func(), err error) {
+	if ctx.Value(batchCtxKey{}) == nil {
+		return noRelease, nil
+	}
+	select {
+	case b.slots <- struct{}{}:
+		return b.release, nil
+	case <-ctx.Done():
+		return nil, provider.ContextError(ctx, ctx.Err())
+	}
+}
+
+func (b *backend) release() { <-b.slots }
+
+func noRelease() {}
 
 // read calls the provider's read endpoint through the breaker, within the provider's timeout.
 func (b *backend) read(ctx context.Context, id string) (*provider.Credential, error) {
+	release, err := b.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	done, err := b.breaker.allow()
 	if err != nil {
 		return nil, err
@@ -49,6 +74,11 @@ func (b *backend) read(ctx context.Context, id string) (*provider.Credential, er
 
 // change calls the provider's change through the breaker, within the provider's timeout.
 func (b *backend) change(ctx context.Context, c *provider.Change) (*provider.Result, error) {
+	release, err := b.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	done, err := b.breaker.allow()
 	if err != nil {
 		return nil, err

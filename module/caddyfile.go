@@ -30,6 +30,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		cache_ttl    <duration>
 //		negative_ttl <duration>
 //		max_body     <size>
+//		max_batch    <n>
+//		idempotency_ttl      <duration>
+//		idempotency_storage  memory|caddy
+//		idempotency_max_keys <n>
 //
 //		provider <name> <adapter> {
 //			base_url   <url>
@@ -67,10 +71,15 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = parseDuration(d, &h.NegativeTTL)
 		case "max_body":
 			err = parseSize(d, &h.MaxBody)
+		case "max_batch":
+			err = parseInt(d, &h.MaxBatch)
 		case "provider":
 			err = h.unmarshalProvider(d)
 		default:
-			err = d.Errf("unknown option %q", opt)
+			var ok bool
+			if ok, err = h.unmarshalIdempotencyOption(d); !ok {
+				err = d.Errf("unknown option %q", opt)
+			}
 		}
 		if err != nil {
 			return err

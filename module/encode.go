@@ -56,6 +56,24 @@ func appendStatusBody(dst []byte, v *statusBody) ([]byte, error) {
 		dst = append(dst, `,"provider_status":`...)
 		dst = appendString(dst, v.ProviderStatus)
 	}
+	if v.DryRun {
+		dst = append(dst, `,"dry_run":true`...)
+	}
+	if v.Current != "" {
+		dst = append(dst, `,"current":`...)
+		dst = appendString(dst, string(v.Current))
+	}
+	if v.RequestedStatus != "" {
+		dst = append(dst, `,"requested_status":`...)
+		dst = appendString(dst, string(v.RequestedStatus))
+	}
+	if v.WouldChange != nil {
+		if *v.WouldChange {
+			dst = append(dst, `,"would_change":true`...)
+		} else {
+			dst = append(dst, `,"would_change":false`...)
+		}
+	}
 	switch c := v.Credential.(type) {
 	case nil:
 	case json.RawMessage:

@@ -24,6 +24,10 @@ func TestAppendStatusBodyMatchesEncodingJSON(t *testing.T) {
 			ProviderStatus: "tab\there\nnul\x00 é \xff \u2028 <&>", Credential: json.RawMessage(`{"id": 1, "tags": ["a"]}`)},
 		{ID: "x", Provider: "p", Adapter: "a", Status: provider.StatusUnknown, Credential: &meta{Name: "n", N: 3}},
 		{ID: "x", Provider: "p", Adapter: "a", Status: provider.StatusUnknown, Credential: (*meta)(nil)},
+		{ID: "x", Provider: "p", Adapter: "a", Status: provider.StatusActive, DryRun: true, Current: provider.StatusActive,
+			RequestedStatus: provider.StatusInactive, WouldChange: &yes, Credential: json.RawMessage(`{"id":1}`)},
+		{ID: "x", Provider: "p", Adapter: "a", Status: provider.StatusInactive, DryRun: true, Current: provider.StatusInactive,
+			RequestedStatus: provider.StatusInactive, WouldChange: &no},
 		{ID: "x", Provider: "p", Adapter: "a", Status: provider.StatusUnknown, Credential: json.RawMessage(nil)},
 	} {
 		got, err := appendStatusBody(nil, v)

@@ -6,11 +6,15 @@
 package module
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"regexp"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -42,8 +46,13 @@ type Handler struct {
 	// How long "no provider owns this ID" is kept, after a probe of several candidates found
 	// none. Default 30s.
 	NegativeTTL caddy.Duration `json:"negative_ttl,omitempty"`
-	// The largest request body accepted, in bytes. Default 65536 (64 KiB).
+	// The largest request body accepted, in bytes. Default 65536 (64 KiB). A batch may be
+	// larger by 2 KiB per item.
 	MaxBody int64 `json:"max_body,omitempty"`
+	// The most items of one batch (POST /credentials/status). Default 10000.
+	MaxBatch int `json:"max_batch,omitempty"`
+
+	IdempotencyOptions
 
 	// The providers, by name. Each is an adapter module of the namespace
 	// http.credential_status.providers, named by its "adapter" field.
@@ -56,6 +65,7 @@ type Handler struct {
 	probes   singleflight.Group
 	logger   *zap.Logger
 	auditLog *zap.Logger
+	idem     idemStore
 }
 
 // CaddyModule returns the Caddy module information.
@@ -87,6 +97,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	if h.MaxBody == 0 {
 		h.MaxBody = DefaultMaxBody
+	}
+	if h.MaxBatch == 0 {
+		h.MaxBatch = DefaultMaxBatch
 	}
 	if err := h.Validate(); err != nil {
 		return err // before the cache is made with a bad size
@@ -120,6 +133,15 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		b.index = i
 	}
 
+	idem, idemKey, err := h.provisionIdempotency(ctx, h.logger)
+	if err != nil {
+		return fmt.Errorf("credential_status: %v", err)
+	}
+	h.idem = idem
+	if idemKey != "" {
+		h.poolKeys = append(h.poolKeys, idemKey)
+	}
+
 	key := cacheKey(h.CacheSize, h.ordered)
 	val, _, err := pool.LoadOrNew(key, func() (caddy.Destructor, error) { return newIDCache(h.CacheSize) })
 	if err != nil {
@@ -146,7 +168,10 @@ func (h *Handler) provisionBackend(name string, mod any) (*backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &backend{name: name, adapter: adapter, s: s, caps: vendor.Capabilities, transport: transport, metrics: newBackendMetrics(name)}
+	b := &backend{
+		name: name, adapter: adapter, s: s, caps: vendor.Capabilities, transport: transport,
+		metrics: newBackendMetrics(name), slots: make(chan struct{}, s.maxConcurrent),
+	}
 	up := &provider.Upstream{
 		Transport:   transport,
 		MaxResponse: s.maxResponse,
@@ -183,6 +208,12 @@ func (h *Handler) Validate() error {
 	if h.MaxBody < 0 {
 		return fmt.Errorf("credential_status: max_body must be positive")
 	}
+	if h.MaxBatch < 0 {
+		return fmt.Errorf("credential_status: max_batch must be positive")
+	}
+	if err := h.validateIdempotency(); err != nil {
+		return fmt.Errorf("credential_status: %v", err)
+	}
 	return nil
 }
 
@@ -199,38 +230,130 @@ func (h *Handler) Cleanup() error {
 	return nil
 }
 
-// ServeHTTP serves /credentials/{id}/status and passes every other path on.
+// ServeHTTP serves /credentials/{id}/status and /credentials/status, and passes every other
+// path on.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	id, ours, idErr := credentialID(r.URL)
 	if !ours {
-		return next.ServeHTTP(w, r)
+		if r.URL.EscapedPath() != batchPath {
+			return next.ServeHTTP(w, r)
+		}
+		if r.Method != http.MethodPost {
+			p := newProblem(probMethod, "use POST to change a batch of credentials")
+			p.allow = "POST"
+			h.fail(w, r, p)
+			return nil
+		}
+		limit := h.MaxBody + int64(h.MaxBatch)*batchBytesPerItem
+		h.once(w, r, limit, nil, func(w http.ResponseWriter) *Problem { return h.serveBatch(w, r) })
+		return nil
 	}
-	var p *Problem
 	switch r.Method {
 	case http.MethodGet:
-		if idErr != nil {
-			p = newProblem(probInvalid, idErr.Error())
-			break
+		p := h.serveGet(w, r, id, idErr)
+		if p != nil {
+			h.fail(w, r, p)
 		}
-		p = h.serveGet(w, r, id)
 	case http.MethodPut:
-		c := changeRecord{start: time.Now(), id: id}
+		c := changeRecord{start: time.Now(), id: id, caller: caller(r)}
+		var p *Problem
 		if idErr != nil {
 			p = newProblem(probInvalid, idErr.Error())
+			h.fail(w, r, p)
 		} else {
-			p = h.servePut(w, r, &c)
+			p = h.once(w, r, h.MaxBody, &c.replayed, func(w http.ResponseWriter) *Problem { return h.servePut(w, r, &c) })
 		}
 		h.audit(r, &c, p)
 	default:
-		p = newProblem(probMethod, "use GET to read a credential's status, PUT to change it")
+		p := newProblem(probMethod, "use GET to read a credential's status, PUT to change it")
 		p.allow = "GET, PUT"
-	}
-	if p != nil {
-		metricRequests.WithLabelValues(p.Provider, p.Suffix()).Inc()
-		h.logProblem(r, p)
-		writeProblem(w, p)
+		h.fail(w, r, p)
 	}
 	return nil
+}
+
+// fail answers p, and counts and logs it.
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, p *Problem) {
+	metricRequests.WithLabelValues(p.Provider, p.Suffix()).Inc()
+	h.logProblem(r, p)
+	writeProblem(w, p)
+}
+
+// once runs serve, which answers a PUT or a batch, and answers its problem if it returns one.
+// A request with an Idempotency-Key runs once per key (see idemStore): its answer is kept,
+// and a repeat of the same request gets it again, marked Idempotent-Replayed, without serve
+// running; replayed says so. It returns the problem answered, if any.
+func (h *Handler) once(w http.ResponseWriter, r *http.Request, limit int64, replayed *bool, serve func(http.ResponseWriter) *Problem) *Problem {
+	if len(r.Header.Values("Idempotency-Key")) == 0 {
+		p := serve(w)
+		if p != nil {
+			h.fail(w, r, p)
+		}
+		return p
+	}
+	key, p := idempotencyKey(r)
+	if p != nil {
+		h.fail(w, r, p)
+		return p
+	}
+	// The fingerprint needs the body: read it here, and give serve a copy to read again.
+	buf, p := readBody(r, limit)
+	if p != nil {
+		h.fail(w, r, p)
+		return p
+	}
+	body := bytes.Clone(*buf)
+	putBody(buf)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	fp := idemFingerprint(r, body, "dry_run")
+	b, err := h.idem.begin(r.Context(), caller(r), key, fp)
+	if err != nil {
+		h.logger.Error("idempotency store", zap.Error(err))
+		p := idemUnavailable()
+		h.fail(w, r, p)
+		return p
+	}
+	switch b.Outcome {
+	case idemReplay:
+		metricRequests.WithLabelValues("", outcomeReplayed).Inc()
+		if replayed != nil {
+			*replayed = true
+		}
+		writeReplay(w, b.Answer)
+		return nil
+	case idemRun:
+	default:
+		p := b.problem()
+		h.fail(w, r, p)
+		return p
+	}
+	// Whatever happens, the reservation ends: with the answer, or released.
+	defer func() { _ = h.idem.release(context.WithoutCancel(r.Context()), b) }()
+	rec := newIdemRecorder(w)
+	p = serve(rec)
+	if p != nil {
+		h.fail(rec, r, p)
+	}
+	if err := h.idem.finish(r.Context(), b, rec.answer()); err != nil {
+		h.logger.Warn("idempotency store: the answer was not kept", zap.Error(err))
+	}
+	return p
+}
+
+// dryRunQuery reads the dry_run query parameter of a PUT.
+func dryRunQuery(r *http.Request) (bool, *Problem) {
+	if r.URL.RawQuery == "" {
+		return false, nil
+	}
+	v := r.URL.Query()["dry_run"]
+	if len(v) == 0 {
+		return false, nil
+	}
+	on, err := strconv.ParseBool(v[0])
+	if err != nil || len(v) > 1 {
+		return false, newProblem(probInvalid, "dry_run must be given once, true or false")
+	}
+	return on, nil
 }
 
 // statusBody is the answer of GET and PUT.
@@ -242,10 +365,18 @@ type statusBody struct {
 	Changed        *bool           `json:"changed,omitempty"`
 	PendingStatus  provider.Status `json:"pending_status,omitempty"`
 	ProviderStatus string          `json:"provider_status,omitempty"`
-	Credential     any             `json:"credential,omitempty"`
+	// A dry run's answer: the status now, the one asked for, and whether a PUT would change it.
+	DryRun          bool            `json:"dry_run,omitempty"`
+	Current         provider.Status `json:"current,omitempty"`
+	RequestedStatus provider.Status `json:"requested_status,omitempty"`
+	WouldChange     *bool           `json:"would_change,omitempty"`
+	Credential      any             `json:"credential,omitempty"`
 }
 
-func (h *Handler) serveGet(w http.ResponseWriter, r *http.Request, id string) *Problem {
+func (h *Handler) serveGet(w http.ResponseWriter, r *http.Request, id string, idErr error) *Problem {
+	if idErr != nil {
+		return newProblem(probInvalid, idErr.Error())
+	}
 	hint := r.URL.Query().Get("provider")
 	cred, b, p := h.read(r, id, hint)
 	if p != nil {
@@ -275,6 +406,19 @@ func (h *Handler) servePut(w http.ResponseWriter, r *http.Request, c *changeReco
 	if p != nil {
 		p.ID = id
 		return p
+	}
+	if c.dryRun, p = dryRunQuery(r); p != nil {
+		p.ID = id
+		return p
+	}
+	if c.dryRun {
+		out, b, p := h.preview(r.Context(), id, &req)
+		if p != nil {
+			return p
+		}
+		b.metrics.dryRun.Inc()
+		writeJSON(w, http.StatusOK, out)
+		return nil
 	}
 	res, b, p := h.change(r, c)
 	c.b, c.res = b, res

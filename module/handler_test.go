@@ -108,9 +108,16 @@ func TestContentType(t *testing.T) {
 func TestOtherPathsGoToTheNextHandler(t *testing.T) {
 	fc := owns("12345")
 	g := newGateway(t, nil, fakeProvider{name: "p", client: fc})
-	for _, target := range []string{"/", "/credentials", "/credentials/status", "/credentials/12345", "/credentials/12345/statuses", "/v1/credentials/12345/status"} {
+	for _, target := range []string{"/", "/credentials", "/credentials/status/", "/credentials/12345", "/credentials/12345/statuses", "/v1/credentials/12345/status"} {
 		assert.Equal(t, http.StatusTeapot, g.do("GET", target, "").Code, target)
 	}
+}
+
+func TestBatchPathAnswersOnlyPost(t *testing.T) {
+	g := newGateway(t, nil, fakeProvider{name: "p", client: owns("12345")})
+	rec := g.do("GET", "/credentials/status", "")
+	require.Equal(t, http.StatusMethodNotAllowed, rec.Code)
+	assert.Equal(t, "POST", rec.Header().Get("Allow"))
 }
 
 func TestPutAndGet(t *testing.T) {

@@ -21,7 +21,7 @@ const metricsNamespace, metricsSubsystem = "caddy", "credential_status"
 var (
 	metricRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "requests_total",
-		Help: "Requests to /credentials/{id}/status by provider (empty when none was found) and outcome: read, changed, unchanged, pending, or the problem type's last segment.",
+		Help: "Requests to /credentials/{id}/status by provider (empty when none was found) and outcome: read, changed, unchanged, pending, dry_run, replayed, or the problem type's last segment.",
 	}, []string{"provider", "outcome"})
 	metricUpstream = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "upstream_duration_seconds",
@@ -64,6 +64,8 @@ const (
 	outcomeChanged   = "changed"
 	outcomeUnchanged = "unchanged"
 	outcomePending   = "pending"
+	outcomeDryRun    = "dry_run"
+	outcomeReplayed  = "replayed" // an Idempotency-Key's kept answer, sent again
 )
 
 // Resolution counters, looked up once.
@@ -76,8 +78,8 @@ var (
 // backendMetrics are a provider's series, looked up once at Provision so that the hot path
 // only adds to them.
 type backendMetrics struct {
-	read, changed, unchanged, pending prometheus.Counter
-	readTime, changeTime              prometheus.Observer
+	read, changed, unchanged, pending, dryRun prometheus.Counter
+	readTime, changeTime                      prometheus.Observer
 }
 
 func newBackendMetrics(name string) backendMetrics {
@@ -86,6 +88,7 @@ func newBackendMetrics(name string) backendMetrics {
 		changed:    metricRequests.WithLabelValues(name, outcomeChanged),
 		unchanged:  metricRequests.WithLabelValues(name, outcomeUnchanged),
 		pending:    metricRequests.WithLabelValues(name, outcomePending),
+		dryRun:     metricRequests.WithLabelValues(name, outcomeDryRun),
 		readTime:   metricUpstream.WithLabelValues(name, "read"),
 		changeTime: metricUpstream.WithLabelValues(name, "change"),
 	}

@@ -23,6 +23,7 @@ const (
 	DefaultOpenFor          = 30 * time.Second
 	DefaultHalfOpenRequests = 1
 	DefaultMaxConnections   = 64
+	DefaultMaxConcurrent    = 8
 )
 
 // ProviderOptions are the options every provider block takes, whatever its adapter. Adapters
@@ -57,6 +58,11 @@ type ProviderOptions struct {
 	// The most connections open to this provider at once. Default 64.
 	MaxConnections int `json:"max_connections,omitempty"`
 
+	// The most calls that a batch (POST /credentials/status) makes to this provider at once,
+	// its probes included, so that a batch cannot trip the vendor's rate limit or this
+	// provider's breaker by itself. Default 8.
+	MaxConcurrent int `json:"max_concurrent,omitempty"`
+
 	// A PEM file of CA certificates that the provider's TLS certificate must chain to, instead
 	// of the system's roots. Verification is never turned off.
 	TLSCAFile string `json:"tls_ca_file,omitempty"`
@@ -86,6 +92,7 @@ type BreakerConfig struct {
 //		retries         <n>
 //		max_response    <size>
 //		max_connections <n>
+//		max_concurrent  <n>
 //		tls_ca_file     <path>
 //		breaker {
 //			failures           <n>
@@ -129,6 +136,8 @@ func (o *ProviderOptions) ParseProviderBlock(d *caddyfile.Dispenser, own func(d 
 			err = parseSize(d, &o.MaxResponse)
 		case "max_connections":
 			err = parseInt(d, &o.MaxConnections)
+		case "max_concurrent":
+			err = parseInt(d, &o.MaxConcurrent)
 		case "tls_ca_file":
 			err = parseString(d, &o.TLSCAFile)
 		case "breaker":
@@ -241,6 +250,7 @@ type settings struct {
 	retries        int
 	maxResponse    int64
 	maxConnections int
+	maxConcurrent  int
 	failures       int
 	openFor        time.Duration
 	halfOpen       int
@@ -254,6 +264,7 @@ func (o *ProviderOptions) resolve(v Vendor) (settings, error) {
 		retries:        DefaultRetries,
 		maxResponse:    o.MaxResponse,
 		maxConnections: o.MaxConnections,
+		maxConcurrent:  o.MaxConcurrent,
 		failures:       DefaultFailures,
 		openFor:        DefaultOpenFor,
 		halfOpen:       DefaultHalfOpenRequests,
@@ -301,6 +312,12 @@ func (o *ProviderOptions) resolve(v Vendor) (settings, error) {
 	}
 	if s.maxConnections < 0 {
 		return s, fmt.Errorf("max_connections must be positive")
+	}
+	if s.maxConcurrent == 0 {
+		s.maxConcurrent = DefaultMaxConcurrent
+	}
+	if s.maxConcurrent < 0 {
+		return s, fmt.Errorf("max_concurrent must be positive")
 	}
 	if b := o.Breaker; b != nil {
 		if b.Failures != 0 {

@@ -156,9 +156,8 @@ var changeFields = []string{"status", "provider", "reason", "expires_at"}
 // parseChange validates a PUT request: its body (see changeBody; keys exact and once each,
 // nothing after the object) and its Idempotency-Key header.
 func parseChange(r *http.Request, body []byte) (changeRequest, *Problem) {
-	var c changeRequest
 	if len(bytes.TrimSpace(body)) == 0 {
-		return c, newProblem(probInvalid, "the request body is empty")
+		return changeRequest{}, newProblem(probInvalid, "the request body is empty")
 	}
 	var vals [4][]byte
 	end, err := flatObject(body, changeFields, vals[:])
@@ -166,9 +165,24 @@ func parseChange(r *http.Request, body []byte) (changeRequest, *Problem) {
 		err = errors.New("unexpected data after the JSON object")
 	}
 	if err != nil {
-		return c, newProblem(probInvalid, "malformed JSON: "+err.Error())
+		return changeRequest{}, newProblem(probInvalid, "malformed JSON: "+err.Error())
 	}
-	switch string(vals[0]) {
+	c, p := changeFromValues(vals[0], vals[1], vals[2], vals[3])
+	if p != nil {
+		return c, p
+	}
+	key, p := idempotencyKey(r)
+	if p != nil {
+		return c, p
+	}
+	c.key = key
+	return c, nil
+}
+
+// changeFromValues validates the members of a change, as flatObject gave them (nil: absent).
+func changeFromValues(status, hint, reason, expiresAt []byte) (changeRequest, *Problem) {
+	var c changeRequest
+	switch string(status) {
 	case "active":
 		c.status = provider.StatusActive
 	case "inactive":
@@ -180,17 +194,17 @@ func parseChange(r *http.Request, body []byte) (changeRequest, *Problem) {
 	default:
 		return c, newProblem(probInvalid, "status must be active, inactive or revoked")
 	}
-	if vals[1] != nil {
-		c.hint = string(vals[1])
+	if hint != nil {
+		c.hint = string(hint)
 	}
-	if len(vals[2]) > MaxReasonLength {
+	if len(reason) > MaxReasonLength {
 		return c, newProblem(probInvalid, fmt.Sprintf("reason is longer than %d bytes", MaxReasonLength))
 	}
-	if vals[2] != nil {
-		c.reason = string(vals[2])
+	if reason != nil {
+		c.reason = string(reason)
 	}
-	if len(vals[3]) > 0 {
-		t, err := time.Parse(time.RFC3339, string(vals[3]))
+	if len(expiresAt) > 0 {
+		t, err := time.Parse(time.RFC3339, string(expiresAt))
 		if err != nil {
 			return c, newProblem(probInvalid, "expires_at must be an RFC 3339 time, such as 2027-01-01T00:00:00Z")
 		}
@@ -202,11 +216,6 @@ func parseChange(r *http.Request, body []byte) (changeRequest, *Problem) {
 		}
 		c.expiresAt = t.UTC()
 	}
-	key, p := idempotencyKey(r)
-	if p != nil {
-		return c, p
-	}
-	c.key = key
 	return c, nil
 }
 

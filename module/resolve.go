@@ -21,6 +21,8 @@ type resolution struct {
 	cached bool
 	// remember says a successful call should store the mapping in the cache.
 	remember bool
+	// hinted says the request named the provider (a batch item's resolution).
+	hinted bool
 }
 
 // read returns the status of credential id at the provider named by hint, or at the provider
@@ -38,23 +40,61 @@ func (h *Handler) read(r *http.Request, id, hint string) (*provider.Credential, 
 // change gives credential id the requested status at the provider named by the request, or
 // at the provider that owns it.
 func (h *Handler) change(r *http.Request, rec *changeRecord) (*provider.Result, *backend, *Problem) {
-	id, req := rec.id, &rec.req
+	return withOwner(h, r.Context(), rec.id, rec.req.hint, h.changeOp(r.Context(), rec))
+}
+
+// changeOp is the operation of a change, once its provider is known.
+func (h *Handler) changeOp(ctx context.Context, rec *changeRecord) func(*backend, *provider.Credential) (*provider.Result, error) {
+	req := &rec.req
 	c := &provider.Change{
-		ID:             id,
+		ID:             rec.id,
 		Status:         req.status,
 		ExpiresAt:      req.expiresAt,
 		IdempotencyKey: req.key,
-		Operator:       caller(r),
+		Operator:       rec.caller,
 	}
 	// Once a status change starts, it runs to its end or to the provider's timeout even if the
 	// client goes away: a kill switch must not be left half-thrown by a dropped connection.
-	changeCtx := provider.RecordStatus(context.WithoutCancel(r.Context()), &rec.upstream)
-	return withOwner(h, r.Context(), id, req.hint, func(b *backend, _ *provider.Credential) (*provider.Result, error) {
+	changeCtx := provider.RecordStatus(context.WithoutCancel(ctx), &rec.upstream)
+	return func(b *backend, _ *provider.Credential) (*provider.Result, error) {
 		if p := checkCapabilities(b, req); p != nil {
 			return nil, p
 		}
 		return b.change(changeCtx, c)
-	})
+	}
+}
+
+// preview answers what a change would do, reading only: the provider's capabilities are
+// checked as for the change, and the credential is read (or taken from the probe that found
+// its provider).
+func (h *Handler) preview(ctx context.Context, id string, req *changeRequest) (*statusBody, *backend, *Problem) {
+	cred, b, p := withOwner(h, ctx, id, req.hint, h.previewOp(ctx, id, req))
+	if p != nil {
+		return nil, b, p
+	}
+	return previewBody(id, b, req, cred), b, nil
+}
+
+func (h *Handler) previewOp(ctx context.Context, id string, req *changeRequest) func(*backend, *provider.Credential) (*provider.Credential, error) {
+	return func(b *backend, probed *provider.Credential) (*provider.Credential, error) {
+		if p := checkCapabilities(b, req); p != nil {
+			return nil, p
+		}
+		if probed != nil {
+			return probed, nil
+		}
+		return b.read(ctx, id)
+	}
+}
+
+// previewBody is a dry run's answer. A change would happen when the status differs, or when
+// an expiry is asked for (the gateway cannot tell whether the provider's equals it).
+func previewBody(id string, b *backend, req *changeRequest, cred *provider.Credential) *statusBody {
+	would := cred.Status != req.status || !req.expiresAt.IsZero()
+	return &statusBody{
+		ID: id, Provider: b.name, Adapter: b.adapter, Status: cred.Status, ProviderStatus: cred.ProviderStatus,
+		DryRun: true, Current: cred.Status, RequestedStatus: req.status, WouldChange: &would, Credential: cred.Metadata,
+	}
 }
 
 // checkCapabilities refuses, before any call, what the provider cannot express.
@@ -107,9 +147,17 @@ func withOwner[T any](h *Handler, ctx context.Context, id, hint string, op func(
 	if p != nil {
 		return zero, nil, p
 	}
+	return runResolved(h, ctx, id, res, op)
+}
+
+// runResolved runs op at the provider that resolution found for id. A cached provider that
+// no longer knows the ID is evicted, and resolution runs once more.
+func runResolved[T any](h *Handler, ctx context.Context, id string, res resolution, op func(*backend, *provider.Credential) (T, error)) (T, *backend, *Problem) {
+	var zero T
 	v, err := op(res.b, res.cred)
 	if err != nil && res.cached && notOwner(err) {
 		h.cache.remove(id)
+		var p *Problem
 		if res, p = h.resolve(ctx, id, false); p != nil {
 			return zero, nil, p
 		}
@@ -218,8 +266,13 @@ type probeResult struct {
 // started it goes away, since others may be waiting for it; each read is bounded by its
 // provider's timeout.
 func (h *Handler) probe(ctx context.Context, id string, candidates []*backend) (resolution, *Problem) {
+	// The probe's calls outlive the caller (see above), so they carry only its batch mark.
+	base := context.Background()
+	if ctx.Value(batchCtxKey{}) != nil {
+		base = provider.WaitForRateLimit(context.WithValue(base, batchCtxKey{}, true))
+	}
 	ch := h.probes.DoChan(id, func() (any, error) {
-		return h.probeAll(id, candidates), nil
+		return h.probeAll(base, id, candidates), nil
 	})
 	select {
 	case r := <-ch:
@@ -231,14 +284,14 @@ func (h *Handler) probe(ctx context.Context, id string, candidates []*backend) (
 	}
 }
 
-func (h *Handler) probeAll(id string, candidates []*backend) *probeResult {
+func (h *Handler) probeAll(ctx context.Context, id string, candidates []*backend) *probeResult {
 	answers := make([]probeAnswer, len(candidates))
 	var wg sync.WaitGroup
 	for i, b := range candidates {
 		wg.Add(1)
 		go func(i int, b *backend) {
 			defer wg.Done()
-			cred, err := b.read(context.Background(), id)
+			cred, err := b.read(ctx, id)
 			answers[i] = probeAnswer{b: b, cred: cred, err: err}
 		}(i, b)
 	}

@@ -62,6 +62,9 @@ type Server struct {
 	mu       sync.Mutex
 	fault    Fault
 	requests []Request
+	// inFlight counts the vendor requests being served; maxInFlight is its peak since the
+	// log was last reset.
+	inFlight, maxInFlight int
 	// errorBody writes the vendor's error shape for a fault's status.
 	errorBody func(w http.ResponseWriter, status int, code, message string)
 }
@@ -129,11 +132,20 @@ func (s *Server) Writes() int {
 	return n
 }
 
-// ResetLog forgets the requests received so far.
+// ResetLog forgets the requests received so far, and the peak of requests in flight.
 func (s *Server) ResetLog() {
 	s.mu.Lock()
 	s.requests = nil
+	s.maxInFlight = s.inFlight
 	s.mu.Unlock()
+}
+
+// MaxInFlight returns the most vendor requests the simulator served at once since the log
+// was last reset.
+func (s *Server) MaxInFlight() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.maxInFlight
 }
 
 // takeFault returns the fault that applies to a request, and counts it down.
@@ -159,7 +171,14 @@ func (s *Server) wrap(vendor http.Handler) http.Handler {
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		s.mu.Lock()
 		s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.EscapedPath(), Header: r.Header.Clone(), Body: body})
+		s.inFlight++
+		s.maxInFlight = max(s.maxInFlight, s.inFlight)
 		s.mu.Unlock()
+		defer func() {
+			s.mu.Lock()
+			s.inFlight--
+			s.mu.Unlock()
+		}()
 
 		f := s.takeFault(r)
 		if f.Hang > 0 {
