@@ -21,13 +21,33 @@ const auditLoggerName = "audit"
 type changeRecord struct {
 	start    time.Time
 	id       string
-	caller   string        // {http.auth.user.id}
+	origin   *origin       // who asked
 	dryRun   bool          // a dry run changes nothing, and writes no audit entry
 	replayed bool          // the answer was an Idempotency-Key's kept one: nothing ran
 	req      changeRequest // as parsed; zero when the request was refused before
 	b        *backend      // the provider, once one was found
 	res      *provider.Result
 	upstream atomic.Int32 // the provider's last HTTP status (provider.RecordStatus)
+}
+
+// origin is who asked for a change: the same for every item of a batch.
+type origin struct {
+	requestID string // {http.request.uuid}
+	caller    string // {http.auth.user.id}
+	clientIP  string // Caddy's client IP (trusted proxies applied)
+}
+
+// requestOrigin reads r's origin. Caddy's replacer makes the request's UUID on first use, so
+// a batch reads it once, before its workers start.
+func requestOrigin(r *http.Request) *origin {
+	o := &origin{caller: caller(r)}
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		o.requestID, _ = repl.GetString("http.request.uuid")
+	}
+	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok {
+		o.clientIP = ip
+	}
+	return o
 }
 
 // audit writes the one audit entry of a status change, successful or not, at INFO. It holds
@@ -40,13 +60,6 @@ func (h *Handler) audit(r *http.Request, c *changeRecord, p *Problem) {
 	ce := h.auditLog.Check(zap.InfoLevel, "credential status change")
 	if ce == nil {
 		return
-	}
-	var requestID, clientIP string
-	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		requestID, _ = repl.GetString("http.request.uuid")
-	}
-	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok {
-		clientIP = ip
 	}
 	providerName, outcome, result := "", "", provider.Status("")
 	upstream := int(c.upstream.Load())
@@ -66,10 +79,10 @@ func (h *Handler) audit(r *http.Request, c *changeRecord, p *Problem) {
 	}
 	fp := auditFields.Get().(*[auditFieldCount]zap.Field)
 	*fp = [auditFieldCount]zap.Field{
-		zap.String("request_id", requestID),
-		zap.String("caller", c.caller),
+		zap.String("request_id", c.origin.requestID),
+		zap.String("caller", c.origin.caller),
 		zap.String("remote_addr", r.RemoteAddr),
-		zap.String("client_ip", clientIP),
+		zap.String("client_ip", c.origin.clientIP),
 		zap.String("id", c.id),
 		zap.String("provider", providerName),
 		zap.String("requested_status", string(c.req.status)),

@@ -68,7 +68,7 @@ func (b *backend) read(ctx context.Context, id string) (*provider.Credential, er
 		err = errors.New("adapter returned no credential")
 	}
 	err = settle(ctx, err)
-	done(err)
+	b.breaker.finish(done, err)
 	return cred, err
 }
 
@@ -92,7 +92,7 @@ func (b *backend) change(ctx context.Context, c *provider.Change) (*provider.Res
 		err = errors.New("adapter returned no result")
 	}
 	err = settle(ctx, err)
-	done(err)
+	b.breaker.finish(done, err)
 	return res, err
 }
 

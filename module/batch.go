@@ -265,7 +265,7 @@ func (h *Handler) runBatch(ctx context.Context, r *http.Request, b *batchRequest
 		}
 	}
 
-	who := caller(r)
+	who := requestOrigin(r) // once: the replacer makes the request ID on first use
 	feed := make(chan int)
 	queues := make([]chan int, len(h.ordered))
 	for i := range queues {
@@ -351,7 +351,7 @@ func canceledItem(id string) *Problem {
 // runItem changes (or previews) one resolved item, exactly as a single PUT would, and writes
 // its audit entry. An item its provider rate-limited is sent again after the provider's
 // Retry-After, a few times.
-func (h *Handler) runItem(ctx context.Context, r *http.Request, who string, it *batchItem, dryRun bool) itemResult {
+func (h *Handler) runItem(ctx context.Context, r *http.Request, who *origin, it *batchItem, dryRun bool) itemResult {
 	for attempt := 0; ; attempt++ {
 		res := h.tryItem(ctx, r, who, it, dryRun)
 		if res.p == nil || res.p.kind != provider.KindRateLimited || attempt == batchRateLimitRetries {
@@ -370,7 +370,7 @@ func (h *Handler) runItem(ctx context.Context, r *http.Request, who string, it *
 	}
 }
 
-func (h *Handler) tryItem(ctx context.Context, r *http.Request, who string, it *batchItem, dryRun bool) itemResult {
+func (h *Handler) tryItem(ctx context.Context, r *http.Request, who *origin, it *batchItem, dryRun bool) itemResult {
 	if dryRun {
 		op := h.previewOp(ctx, it.id, &it.req)
 		var cred *provider.Credential
@@ -386,7 +386,7 @@ func (h *Handler) tryItem(ctx context.Context, r *http.Request, who string, it *
 		}
 		return itemResult{body: previewBody(it.id, b, &it.req, cred)}
 	}
-	rec := &changeRecord{start: time.Now(), id: it.id, caller: who, req: it.req}
+	rec := &changeRecord{start: time.Now(), id: it.id, origin: who, req: it.req}
 	op := h.changeOp(ctx, rec)
 	var res *provider.Result
 	var b *backend

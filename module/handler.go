@@ -255,7 +255,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			h.fail(w, r, p)
 		}
 	case http.MethodPut:
-		c := changeRecord{start: time.Now(), id: id, caller: caller(r)}
+		c := changeRecord{start: time.Now(), id: id, origin: requestOrigin(r)}
 		var p *Problem
 		if idErr != nil {
 			p = newProblem(probInvalid, idErr.Error())

@@ -51,7 +51,7 @@ func (h *Handler) changeOp(ctx context.Context, rec *changeRecord) func(*backend
 		Status:         req.status,
 		ExpiresAt:      req.expiresAt,
 		IdempotencyKey: req.key,
-		Operator:       rec.caller,
+		Operator:       rec.origin.caller,
 	}
 	// Once a status change starts, it runs to its end or to the provider's timeout even if the
 	// client goes away: a kill switch must not be left half-thrown by a dropped connection.
