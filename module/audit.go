@@ -24,6 +24,7 @@ type changeRecord struct {
 	origin   *origin       // who asked
 	dryRun   bool          // a dry run changes nothing, and writes no audit entry
 	replayed bool          // the answer was an Idempotency-Key's kept one: nothing ran
+	batchKey string        // the Idempotency-Key of the batch the change is an item of
 	req      changeRequest // as parsed; zero when the request was refused before
 	b        *backend      // the provider, once one was found
 	res      *provider.Result
@@ -91,7 +92,7 @@ func (h *Handler) audit(r *http.Request, c *changeRecord, p *Problem) {
 		zap.Int("upstream_status", upstream),
 		zap.Duration("duration", time.Since(c.start)),
 		zap.String("reason", c.req.reason),
-		zap.String("idempotency_key", c.req.key),
+		zap.String("idempotency_key", c.idempotencyKey()),
 	}
 	ce.Write(fp[:]...)
 	*fp = [auditFieldCount]zap.Field{} // keep no strings alive in the pool
@@ -103,6 +104,14 @@ func (h *Handler) audit(r *http.Request, c *changeRecord, p *Problem) {
 const auditFieldCount = 13
 
 var auditFields = sync.Pool{New: func() any { return new([auditFieldCount]zap.Field) }}
+
+// idempotencyKey is the Idempotency-Key the change was asked with: its own, or its batch's.
+func (c *changeRecord) idempotencyKey() string {
+	if c.batchKey != "" {
+		return c.batchKey
+	}
+	return c.req.key
+}
 
 // changeOutcome names a successful change's outcome.
 func changeOutcome(res *provider.Result) string {

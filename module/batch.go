@@ -48,6 +48,7 @@ type batchItem struct {
 type batchRequest struct {
 	items  []batchItem
 	dryRun bool
+	key    string // the batch's Idempotency-Key, for the items' audit entries
 }
 
 // itemFields are the members of a batch item, in the order of flatObject's values.
@@ -317,7 +318,7 @@ func (h *Handler) runBatch(ctx context.Context, r *http.Request, b *batchRequest
 						finish(i, itemResult{p: canceledItem(it.id)})
 						continue
 					}
-					finish(i, h.runItem(ctx, r, who, it, b.dryRun))
+					finish(i, h.runItem(ctx, r, who, it, b))
 				}
 			}(queues[bk.index])
 		}
@@ -351,9 +352,10 @@ func canceledItem(id string) *Problem {
 // runItem changes (or previews) one resolved item, exactly as a single PUT would, and writes
 // its audit entry. An item its provider rate-limited is sent again after the provider's
 // Retry-After, a few times.
-func (h *Handler) runItem(ctx context.Context, r *http.Request, who *origin, it *batchItem, dryRun bool) itemResult {
+func (h *Handler) runItem(ctx context.Context, r *http.Request, who *origin, it *batchItem, b *batchRequest) itemResult {
+	dryRun := b.dryRun
 	for attempt := 0; ; attempt++ {
-		res := h.tryItem(ctx, r, who, it, dryRun)
+		res := h.tryItem(ctx, r, who, it, b)
 		if res.p == nil || res.p.kind != provider.KindRateLimited || attempt == batchRateLimitRetries {
 			h.countItem(res, dryRun)
 			return res
@@ -370,8 +372,8 @@ func (h *Handler) runItem(ctx context.Context, r *http.Request, who *origin, it 
 	}
 }
 
-func (h *Handler) tryItem(ctx context.Context, r *http.Request, who *origin, it *batchItem, dryRun bool) itemResult {
-	if dryRun {
+func (h *Handler) tryItem(ctx context.Context, r *http.Request, who *origin, it *batchItem, batch *batchRequest) itemResult {
+	if batch.dryRun {
 		op := h.previewOp(ctx, it.id, &it.req)
 		var cred *provider.Credential
 		var b *backend
@@ -386,7 +388,7 @@ func (h *Handler) tryItem(ctx context.Context, r *http.Request, who *origin, it 
 		}
 		return itemResult{body: previewBody(it.id, b, &it.req, cred)}
 	}
-	rec := &changeRecord{start: time.Now(), id: it.id, origin: who, req: it.req}
+	rec := &changeRecord{start: time.Now(), id: it.id, origin: who, req: it.req, batchKey: batch.key}
 	op := h.changeOp(ctx, rec)
 	var res *provider.Result
 	var b *backend
@@ -447,9 +449,11 @@ func (h *Handler) serveBatch(w http.ResponseWriter, r *http.Request) *Problem {
 	if p != nil {
 		return p
 	}
-	if _, p := idempotencyKey(r); p != nil {
+	key, p := idempotencyKey(r)
+	if p != nil {
 		return p
 	}
+	b.key = key
 	sum := batchSummary{dryRun: b.dryRun}
 	if acceptsNDJSON(r) {
 		h.streamBatch(w, r, b, &sum)

@@ -172,6 +172,7 @@ func TestAuditTrail(t *testing.T) {
 	}`, hash, digicertBlock()))
 	fresh(dc.Server)
 	dc.AddKey(10001, 1, "build-server", "active")
+	dc.AddKey(10002, 1, "ci-runner", "inactive")
 	auth := basicAuth("alice", "alice-password")
 
 	a := call(t, tester, "PUT", "/credentials/10001/status", `{"status": "inactive", "reason": "INC-42 leaked in a log"}`,
@@ -224,6 +225,29 @@ func TestAuditTrail(t *testing.T) {
 	assert.Equal(t, "dc", entries[4]["provider"])
 	assert.Equal(t, 500.0, entries[4]["upstream_status"])
 	assert.Equal(t, "active", entries[4]["requested_status"])
+
+	// A batch writes one entry per item, with the batch's request ID and Idempotency-Key;
+	// its replay and a dry run write none.
+	batch := `{"items": [{"id": "10001", "status": "active"}, {"id": "10002", "status": "inactive"}], "reason": "INC-43"}`
+	a = call(t, tester, "POST", "/credentials/status", batch, "Authorization", auth, "Idempotency-Key", "inc-43")
+	require.Equal(t, 200, a.status, a.raw)
+	a = call(t, tester, "POST", "/credentials/status", batch, "Authorization", auth, "Idempotency-Key", "inc-43")
+	require.Equal(t, "true", a.header.Get("Idempotent-Replayed"))
+	a = call(t, tester, "POST", "/credentials/status", `{"dry_run": true, "items": [{"id": "10001", "status": "inactive"}]}`, "Authorization", auth)
+	require.Equal(t, 200, a.status, a.raw)
+	entries = readAudit(t, auditFile, 7)
+	require.Len(t, entries, 7)
+	items := map[string]map[string]any{}
+	for _, e := range entries[5:] {
+		items[e["id"].(string)] = e
+		assert.Equal(t, "inc-43", e["idempotency_key"])
+		assert.Equal(t, "INC-43", e["reason"])
+		assert.Equal(t, "alice", e["caller"])
+	}
+	assert.Equal(t, entries[5]["request_id"], entries[6]["request_id"], "one batch, one request")
+	assert.Equal(t, "changed", items["10001"]["outcome"])
+	assert.Equal(t, "active", items["10001"]["requested_status"])
+	assert.Equal(t, "unchanged", items["10002"]["outcome"])
 
 	raw, err := os.ReadFile(auditFile)
 	require.NoError(t, err)
