@@ -17,11 +17,16 @@
 //  3. breaker fast-fail: requests to a provider whose breaker is open, one round one request
 //     at a time (breaker_open_p99_us) and one with W workers (breaker_open_loaded_p99_us);
 //  4. scale: the cached gateway PUT with 1, 4 and 16 configured providers;
-//  5. with -micro FILE: the `go test -bench` lines of FILE (the testing.B benchmarks).
+//  5. with -micro FILE: the `go test -bench` lines of FILE (the testing.B benchmarks);
+//  6. batch (batch.go): POST /credentials/status of 10,000 items, 2,500 at each of the four
+//     vendor simulators of tests/sim, as one JSON answer, streamed (NDJSON) and as a dry run,
+//     and of 2,500 items: time, items per second, upstream calls per item, peak heap and
+//     bytes allocated per item.
 //
 // Every row counts the calls its stubs receive during each round and reports upstream calls
 // per client request, so that a row is seen to measure what it says. More than 0.1% of wrong
-// answers (status) in any round fails the run (exit 1, the reason on stderr).
+// answers (status) in any round, or of wrong results in a batch, fails the run (exit 1, the
+// reason on stderr).
 //
 //	go run ./tests/bench/cmd/loadbench [-workers 8] [-rounds 5] [-round 3s] [-warmup 1s]
 //	                                   [-latency-workers 1] [-micro go-test-bench-output.txt]
@@ -216,6 +221,11 @@ func run(o options) error {
 	if err := b.runGroup(scale); err != nil {
 		return err
 	}
+	// 6. Batch, with a config of its own.
+	batch, err := b.batchRuns()
+	if err != nil {
+		return err
+	}
 
 	if err := caddy.Stop(); err != nil {
 		return fmt.Errorf("caddy.Stop: %v", err)
@@ -232,6 +242,7 @@ func run(o options) error {
 	r.breaker, r.breakerLoaded, r.tripCalls = brk, brkLoaded, tripCalls
 	r.scale = scale
 	r.micro = micro
+	r.batch = batch
 	r.elapsed = time.Since(began)
 	r.print(os.Stdout)
 	return nil

@@ -26,6 +26,7 @@ type report struct {
 	tripCalls                   int64
 	scale                       []*row
 	micro                       *microInfo
+	batch                       []*batchRun // 2,500 items, 10,000, 10,000 streamed, 10,000 dry run
 	elapsed                     time.Duration
 	kv                          []string
 	problems                    []string
@@ -182,6 +183,9 @@ func (r *report) print(w io.Writer) {
 		}
 	}
 
+	// 6.
+	r.printBatch(w)
+
 	if len(r.problems) > 0 {
 		fmt.Fprintln(w, "\nWARNING: rows that did not measure what they say:")
 		for _, p := range r.problems {
@@ -250,6 +254,7 @@ func (r *report) print(w io.Writer) {
 			}
 		}
 	}
+	r.addBatch()
 	r.add("workers", float64(o.workers))
 	r.add("latency_workers", float64(o.latencyWorkers))
 	r.add("rounds", float64(o.rounds))
