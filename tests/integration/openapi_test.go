@@ -1,0 +1,1221 @@
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/credgate/credgate/tests/sim"
+)
+
+// openapi.yaml is checked in three ways, so that clients can trust what they generate from
+// it: it is a well-formed OpenAPI 3.1 document whose schemas are valid JSON Schema 2020-12
+// (TestOpenAPIDocument); its problem types are exactly those of module/problem.go
+// (TestOpenAPIProblemTypes); and every answer it documents is one that the live gateway gives,
+// and every answer the live gateway gives is one it documents (TestOpenAPILiveAnswers,
+// TestOpenAPIRequestBody).
+const (
+	openapiFile  = "../../openapi.yaml"
+	problemFile  = "../../module/problem.go"
+	statusPath   = "/credentials/{id}/status"
+	problemURN   = "urn:credgate:problem:"
+	specResource = "https://credgate.invalid/openapi.json"
+)
+
+// oasStructure is the structure of an OpenAPI 3.1 document, as a JSON Schema 2020-12, written
+// from the OpenAPI Specification 3.1.0 for every object it defines: required fields, the
+// fields each object may have (others only as x- extensions), and the rules that fit a schema
+// (a path parameter is required, a parameter has a schema or a content, a Reference has only
+// $ref, summary and description...). Schema Objects are left to the 2020-12 meta-schema, which
+// checks every one of them when it is compiled.
+const oasStructure = `
+$schema: https://json-schema.org/draft/2020-12/schema
+type: object
+required: [openapi, info]
+anyOf: [{required: [paths]}, {required: [components]}, {required: [webhooks]}]
+properties:
+  openapi: {type: string, pattern: '^3\.1\.\d+(-.+)?$'}
+  info: {$ref: '#/$defs/info'}
+  jsonSchemaDialect: {type: string, format: uri}
+  servers: {type: array, items: {$ref: '#/$defs/server'}}
+  paths: {$ref: '#/$defs/paths'}
+  webhooks: {type: object, additionalProperties: {$ref: '#/$defs/path-item'}}
+  components: {$ref: '#/$defs/components'}
+  security: {type: array, items: {$ref: '#/$defs/security-requirement'}}
+  tags: {type: array, items: {$ref: '#/$defs/tag'}}
+  externalDocs: {$ref: '#/$defs/external-documentation'}
+$ref: '#/$defs/extensions'
+unevaluatedProperties: false
+$defs:
+  extensions:
+    patternProperties: {'^x-': true}
+  info:
+    type: object
+    required: [title, version]
+    properties:
+      title: {type: string}
+      summary: {type: string}
+      description: {type: string}
+      termsOfService: {type: string, format: uri-reference}
+      contact: {$ref: '#/$defs/contact'}
+      license: {$ref: '#/$defs/license'}
+      version: {type: string}
+    $ref: '#/$defs/extensions'
+    unevaluatedProperties: false
+  contact:
+    type: object
+    properties:
+      name: {type: string}
+      url: {type: string, format: uri-reference}
+      email: {type: string, format: email}
+    $ref: '#/$defs/extensions'
+    unevaluatedProperties: false
+  license:
+    type: object
+    required: [name]
+    properties:
+      name: {type: string}
+      identifier: {type: string}
+      url: {type: string, format: uri-reference}
+    not: {required: [identifier, url]}
+    $ref: '#/$defs/extensions'
+    unevaluatedProperties: false
+  server:
+    type: object
+    required: [url]
+    properties:
+      url: {type: string}
+      description: {type: string}
+      variables: {type: object, additionalProperties: {$ref: '#/$defs/server-variable'}}
+    $ref: '#/$defs/extensions'
+    unevaluatedProperties: false
+  server-variable:
+    type: object
+    required: [default]
+    properties:
+      enum: {type: array, items: {type: string}, minItems: 1}
+      default: {type: string}
+      description: {type: string}
+    $ref: '#/$defs/extensions'
+    unevaluatedProperties: false
+  components:
+    type: object
+    properties:
+      schemas: {type: object, additionalProperties: {$ref: '#/$defs/schema'}}
+      responses: {type: object, additionalProperties: {$ref: '#/$defs/response-or-reference'}}
+      parameters: {type: object, additionalProperties: {$ref: '#/$defs/parameter-or-reference'}}
+      examples: {type: object, additionalProperties: {$ref: '#/$defs/example-or-reference'}}
+      requestBodies: {type: object, additionalProperties: {$ref: '#/$defs/request-body-or-reference'}}
+      headers: {type: object, additionalProperties: {$ref: '#/$defs/header-or-reference'}}
+      securitySchemes: {type: object, additionalProperties: {$ref: '#/$defs/security-scheme-or-reference'}}
+      links: {type: object, additionalProperties: {$ref: '#/$defs/link-or-reference'}}
+      callbacks: {type: object, additionalProperties: {$ref: '#/$defs/callbacks-or-reference'}}
+      pathItems: {type: object, additionalProperties: {$ref: '#/$defs/path-item'}}
+    patternProperties:
+      '^(schemas|responses|parameters|examples|requestBodies|headers|securitySchemes|links|callbacks|pathItems)$':
+        propertyNames: {pattern: '^[a-zA-Z0-9._-]+$'}
+    $ref: '#/$defs/extensions'
+    unevaluatedProperties: false
+  paths:
+    type: object
+    patternProperties: {'^/': {$ref: '#/$defs/path-item'}}
+    $ref: '#/$defs/extensions'
+    unevaluatedProperties: false
+  path-item:
+    type: object
+    properties:
+      $ref: {type: string, format: uri-reference}
+      summary: {type: string}
+      description: {type: string}
+      servers: {type: array, items: {$ref: '#/$defs/server'}}
+      parameters: {$ref: '#/$defs/parameters'}
+      get: {$ref: '#/$defs/operation'}
+      put: {$ref: '#/$defs/operation'}
+      post: {$ref: '#/$defs/operation'}
+      delete: {$ref: '#/$defs/operation'}
+      options: {$ref: '#/$defs/operation'}
+      head: {$ref: '#/$defs/operation'}
+      patch: {$ref: '#/$defs/operation'}
+      trace: {$ref: '#/$defs/operation'}
+    $ref: '#/$defs/extensions'
+    unevaluatedProperties: false
+  operation:
+    type: object
+    properties:
+      tags: {type: array, items: {type: string}}
+      summary: {type: string}
+      description: {type: string}
+      externalDocs: {$ref: '#/$defs/external-documentation'}
+      operationId: {type: string}
+      parameters: {$ref: '#/$defs/parameters'}
+      requestBody: {$ref: '#/$defs/request-body-or-reference'}
+      responses: {$ref: '#/$defs/responses'}
+      callbacks: {type: object, additionalProperties: {$ref: '#/$defs/callbacks-or-reference'}}
+      deprecated: {type: boolean}
+      security: {type: array, items: {$ref: '#/$defs/security-requirement'}}
+      servers: {type: array, items: {$ref: '#/$defs/server'}}
+    $ref: '#/$defs/extensions'
+    unevaluatedProperties: false
+  external-documentation:
+    type: object
+    required: [url]
+    properties:
+      description: {type: string}
+      url: {type: string, format: uri-reference}
+    $ref: '#/$defs/extensions'
+    unevaluatedProperties: false
+  parameters:
+    type: array
+    items: {$ref: '#/$defs/parameter-or-reference'}
+  parameter:
+    type: object
+    required: [name, in]
+    properties:
+      name: {type: string}
+      in: {enum: [query, header, path, cookie]}
+      description: {type: string}
+      required: {type: boolean}
+      deprecated: {type: boolean}
+      allowEmptyValue: {type: boolean}
+      style: {enum: [matrix, label, simple, form, spaceDelimited, pipeDelimited, deepObject]}
+      explode: {type: boolean}
+      allowReserved: {type: boolean}
+      schema: {$ref: '#/$defs/schema'}
+      content: {$ref: '#/$defs/content', minProperties: 1, maxProperties: 1}
+      example: true
+      examples: {type: object, additionalProperties: {$ref: '#/$defs/example-or-reference'}}
+    oneOf: [{required: [schema]}, {required: [content]}]
+    not: {required: [example, examples]}
+    if: {properties: {in: {const: path}}}
+    then: {required: [required], properties: {required: {const: true}}}
+    $ref: '#/$defs/extensions'
+    unevaluatedProperties: false
+  request-body:
+    type: object
+    required: [content]
+    properties:
+      description: {type: string}
+      content: {$ref: '#/$defs/content'}
+      required: {type: boolean}
+    $ref: '#/$defs/extensions'
+    unevaluatedProperties: false
+  content:
+    type: object
+    propertyNames: {pattern: '^[^/]+/[^/]+$'}
+    additionalProperties: {$ref: '#/$defs/media-type'}
+  media-type:
+    type: object
+    properties:
+      schema: {$ref: '#/$defs/schema'}
+      example: true
+      examples: {type: object, additionalProperties: {$ref: '#/$defs/example-or-reference'}}
+      encoding: {type: object, additionalProperties: {$ref: '#/$defs/encoding'}}
+    not: {required: [example, examples]}
+    $ref: '#/$defs/extensions'
+    unevaluatedProperties: false
+  encoding:
+    type: object
+    properties:
+      contentType: {type: string}
+      headers: {type: object, additionalProperties: {$ref: '#/$defs/header-or-reference'}}
+      style: {enum: [form, spaceDelimited, pipeDelimited, deepObject]}
+      explode: {type: boolean}
+      allowReserved: {type: boolean}
+    $ref: '#/$defs/extensions'
+    unevaluatedProperties: false
+  responses:
+    type: object
+    minProperties: 1
+    properties:
+      default: {$ref: '#/$defs/response-or-reference'}
+    patternProperties:
+      '^[1-5](?:[0-9]{2}|XX)$': {$ref: '#/$defs/response-or-reference'}
+    $ref: '#/$defs/extensions'
+    unevaluatedProperties: false
+  response:
+    type: object
+    required: [description]
+    properties:
+      description: {type: string}
+      headers: {type: object, additionalProperties: {$ref: '#/$defs/header-or-reference'}}
+      content: {$ref: '#/$defs/content'}
+      links: {type: object, additionalProperties: {$ref: '#/$defs/link-or-reference'}}
+    $ref: '#/$defs/extensions'
+    unevaluatedProperties: false
+  header:
+    type: object
+    properties:
+      description: {type: string}
+      required: {type: boolean}
+      deprecated: {type: boolean}
+      style: {const: simple}
+      explode: {type: boolean}
+      schema: {$ref: '#/$defs/schema'}
+      content: {$ref: '#/$defs/content', minProperties: 1, maxProperties: 1}
+      example: true
+      examples: {type: object, additionalProperties: {$ref: '#/$defs/example-or-reference'}}
+    oneOf: [{required: [schema]}, {required: [content]}]
+    $ref: '#/$defs/extensions'
+    unevaluatedProperties: false
+  example:
+    type: object
+    properties:
+      summary: {type: string}
+      description: {type: string}
+      value: true
+      externalValue: {type: string, format: uri-reference}
+    not: {required: [value, externalValue]}
+    $ref: '#/$defs/extensions'
+    unevaluatedProperties: false
+  link:
+    type: object
+    properties:
+      operationRef: {type: string, format: uri-reference}
+      operationId: {type: string}
+      parameters: {type: object}
+      requestBody: true
+      description: {type: string}
+      server: {$ref: '#/$defs/server'}
+    not: {required: [operationRef, operationId]}
+    $ref: '#/$defs/extensions'
+    unevaluatedProperties: false
+  callbacks:
+    type: object
+    additionalProperties: {$ref: '#/$defs/path-item'}
+  tag:
+    type: object
+    required: [name]
+    properties:
+      name: {type: string}
+      description: {type: string}
+      externalDocs: {$ref: '#/$defs/external-documentation'}
+    $ref: '#/$defs/extensions'
+    unevaluatedProperties: false
+  security-scheme:
+    type: object
+    required: [type]
+    properties:
+      type: {enum: [apiKey, http, mutualTLS, oauth2, openIdConnect]}
+      description: {type: string}
+      name: {type: string}
+      in: {enum: [query, header, cookie]}
+      scheme: {type: string}
+      bearerFormat: {type: string}
+      flows: {type: object}
+      openIdConnectUrl: {type: string, format: uri-reference}
+    allOf:
+      - if: {properties: {type: {const: apiKey}}}
+        then: {required: [name, in]}
+      - if: {properties: {type: {const: http}}}
+        then: {required: [scheme]}
+      - if: {properties: {type: {const: oauth2}}}
+        then: {required: [flows]}
+      - if: {properties: {type: {const: openIdConnect}}}
+        then: {required: [openIdConnectUrl]}
+    $ref: '#/$defs/extensions'
+    unevaluatedProperties: false
+  security-requirement:
+    type: object
+    additionalProperties: {type: array, items: {type: string}}
+  reference:
+    type: object
+    required: [$ref]
+    properties:
+      $ref: {type: string, format: uri-reference}
+      summary: {type: string}
+      description: {type: string}
+    additionalProperties: false
+  schema: {type: [object, boolean]}
+  response-or-reference:
+    if: {type: object, required: [$ref]}
+    then: {$ref: '#/$defs/reference'}
+    else: {$ref: '#/$defs/response'}
+  parameter-or-reference:
+    if: {type: object, required: [$ref]}
+    then: {$ref: '#/$defs/reference'}
+    else: {$ref: '#/$defs/parameter'}
+  example-or-reference:
+    if: {type: object, required: [$ref]}
+    then: {$ref: '#/$defs/reference'}
+    else: {$ref: '#/$defs/example'}
+  request-body-or-reference:
+    if: {type: object, required: [$ref]}
+    then: {$ref: '#/$defs/reference'}
+    else: {$ref: '#/$defs/request-body'}
+  header-or-reference:
+    if: {type: object, required: [$ref]}
+    then: {$ref: '#/$defs/reference'}
+    else: {$ref: '#/$defs/header'}
+  security-scheme-or-reference:
+    if: {type: object, required: [$ref]}
+    then: {$ref: '#/$defs/reference'}
+    else: {$ref: '#/$defs/security-scheme'}
+  link-or-reference:
+    if: {type: object, required: [$ref]}
+    then: {$ref: '#/$defs/reference'}
+    else: {$ref: '#/$defs/link'}
+  callbacks-or-reference:
+    if: {type: object, required: [$ref]}
+    then: {$ref: '#/$defs/reference'}
+    else: {$ref: '#/$defs/callbacks'}
+`
+
+// apiSpec is openapi.yaml, loaded as JSON values, with its schemas compiled on demand.
+type apiSpec struct {
+	doc      map[string]any
+	compiler *jsonschema.Compiler
+	compiled map[string]*jsonschema.Schema // by JSON pointer
+}
+
+// decodeYAML decodes YAML into the JSON values that jsonschema validates (json.Number for
+// numbers). A mapping with a key that is not a string, such as an unquoted response code,
+// fails: JSON has no such thing.
+func decodeYAML(data []byte) (any, error) {
+	var v any
+	if err := yaml.Unmarshal(data, &v); err != nil {
+		return nil, err
+	}
+	js, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("not JSON-compatible (quote numeric keys such as response codes): %v", err)
+	}
+	return jsonschema.UnmarshalJSON(bytes.NewReader(js))
+}
+
+// loadSpec loads openapi.yaml.
+func loadSpec(t *testing.T) *apiSpec {
+	t.Helper()
+	data, err := os.ReadFile(openapiFile)
+	require.NoError(t, err)
+	v, err := decodeYAML(data)
+	require.NoError(t, err, "openapi.yaml")
+	doc, ok := v.(map[string]any)
+	require.True(t, ok, "openapi.yaml is not a mapping")
+	c := jsonschema.NewCompiler()
+	c.DefaultDraft(jsonschema.Draft2020) // OpenAPI 3.1's dialect is JSON Schema 2020-12
+	c.AssertFormat()
+	require.NoError(t, c.AddResource(specResource, doc))
+	return &apiSpec{doc: doc, compiler: c, compiled: map[string]*jsonschema.Schema{}}
+}
+
+// pointer joins JSON pointer tokens, escaped.
+func pointer(tokens ...string) string {
+	var b strings.Builder
+	for _, tok := range tokens {
+		b.WriteByte('/')
+		b.WriteString(strings.NewReplacer("~", "~0", "/", "~1").Replace(tok))
+	}
+	return b.String()
+}
+
+// at returns the value at JSON pointer ptr of the document.
+func (s *apiSpec) at(ptr string) (any, bool) {
+	var v any = s.doc
+	if ptr == "" {
+		return v, true
+	}
+	for _, tok := range strings.Split(ptr[1:], "/") {
+		tok = strings.NewReplacer("~1", "/", "~0", "~").Replace(tok)
+		switch c := v.(type) {
+		case map[string]any:
+			var ok bool
+			if v, ok = c[tok]; !ok {
+				return nil, false
+			}
+		case []any:
+			i, err := strconv.Atoi(tok)
+			if err != nil || i < 0 || i >= len(c) {
+				return nil, false
+			}
+			v = c[i]
+		default:
+			return nil, false
+		}
+	}
+	return v, true
+}
+
+// object returns the object at ptr, following a Reference Object there to its target; the
+// pointer it returns is that of the target.
+func (s *apiSpec) object(t *testing.T, ptr string) (string, map[string]any) {
+	t.Helper()
+	for range 10 {
+		v, ok := s.at(ptr)
+		require.True(t, ok, "openapi.yaml has nothing at #%s", ptr)
+		m, ok := v.(map[string]any)
+		require.True(t, ok, "openapi.yaml: #%s is not an object", ptr)
+		ref, isRef := m["$ref"].(string)
+		if !isRef {
+			return ptr, m
+		}
+		require.True(t, strings.HasPrefix(ref, "#/"), "openapi.yaml: #%s: only local references: %s", ptr, ref)
+		ptr = ref[1:]
+	}
+	t.Fatalf("openapi.yaml: a cycle of references at #%s", ptr)
+	return "", nil
+}
+
+// schema compiles the Schema Object at ptr. Compiling checks it against the JSON Schema
+// 2020-12 meta-schema, and resolves its references.
+func (s *apiSpec) schema(t *testing.T, ptr string) *jsonschema.Schema {
+	t.Helper()
+	if sch, ok := s.compiled[ptr]; ok {
+		return sch
+	}
+	var frag strings.Builder
+	for _, tok := range strings.Split(ptr, "/")[1:] {
+		frag.WriteByte('/')
+		frag.WriteString(url.PathEscape(tok))
+	}
+	sch, err := s.compiler.Compile(specResource + "#" + frag.String())
+	require.NoError(t, err, "openapi.yaml: the schema at #%s", ptr)
+	s.compiled[ptr] = sch
+	return sch
+}
+
+// operations returns the methods of the status path, lower-case, with their pointers.
+func (s *apiSpec) operations(t *testing.T) map[string]string {
+	t.Helper()
+	base := pointer("paths", statusPath)
+	_, item := s.object(t, base)
+	ops := map[string]string{}
+	for _, m := range []string{"get", "put", "post", "delete", "options", "head", "patch", "trace"} {
+		if _, ok := item[m]; ok {
+			ops[m] = base + pointer(m)
+		}
+	}
+	return ops
+}
+
+// responsesOf returns the responses documented for a method of the status path, by status:
+// an operation's, or for any method without an operation, those of the path's
+// x-other-methods.
+func (s *apiSpec) responsesOf(t *testing.T, method string) (string, map[string]any) {
+	t.Helper()
+	if op, ok := s.operations(t)[strings.ToLower(method)]; ok {
+		return s.object(t, op+pointer("responses"))
+	}
+	return s.object(t, pointer("paths", statusPath, "x-other-methods", "responses"))
+}
+
+// documentedAnswers lists every answer documented for the status path, as answerKey gives
+// them: each operation's statuses, with each problem type a problem status can carry.
+// Methods without an operation are "*".
+func (s *apiSpec) documentedAnswers(t *testing.T) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
+	methods := []string{"*"}
+	for m := range s.operations(t) {
+		methods = append(methods, strings.ToUpper(m))
+	}
+	for _, m := range methods {
+		respPtr, responses := s.responsesOf(t, m)
+		for code := range responses {
+			if strings.HasPrefix(code, "x-") {
+				continue
+			}
+			status, err := strconv.Atoi(code)
+			require.NoError(t, err, "openapi.yaml: response %q of %s: give every status, not a range", code, m)
+			types := s.problemTypesOf(t, respPtr+pointer(code))
+			if len(types) == 0 {
+				out[answerKey(m, status, "")] = true
+			}
+			for _, typ := range types {
+				out[answerKey(m, status, typ)] = true
+			}
+		}
+	}
+	return out
+}
+
+// problemTypesOf returns the problem types that the response at ptr can carry: the type
+// constants of the *Problem schemas its application/problem+json schema names.
+func (s *apiSpec) problemTypesOf(t *testing.T, ptr string) []string {
+	t.Helper()
+	ptr, resp := s.object(t, ptr)
+	content, _ := resp["content"].(map[string]any)
+	if _, ok := content["application/problem+json"]; !ok {
+		return nil
+	}
+	schPtr, sch := s.object(t, ptr+pointer("content", "application/problem+json", "schema"))
+	var alts []string
+	if oneOf, ok := sch["oneOf"].([]any); ok {
+		for i := range oneOf {
+			alts = append(alts, schPtr+pointer("oneOf", strconv.Itoa(i)))
+		}
+	} else {
+		alts = []string{schPtr}
+	}
+	var types []string
+	for _, alt := range alts {
+		typ, _, _ := s.problemSchema(t, alt)
+		types = append(types, typ)
+	}
+	return types
+}
+
+// problemSchema reads a *Problem schema (allOf: Problem, then the type's constants) and
+// returns its type, title and status.
+func (s *apiSpec) problemSchema(t *testing.T, ptr string) (typ, title string, status int) {
+	t.Helper()
+	ptr, sch := s.object(t, ptr)
+	allOf, ok := sch["allOf"].([]any)
+	require.True(t, ok && len(allOf) == 2, "openapi.yaml: #%s is not allOf [Problem, constants]", ptr)
+	require.Equal(t, "#/components/schemas/Problem", allOf[0].(map[string]any)["$ref"], "openapi.yaml: #%s", ptr)
+	props, _ := allOf[1].(map[string]any)["properties"].(map[string]any)
+	constant := func(name string) any {
+		p, _ := props[name].(map[string]any)
+		require.Contains(t, p, "const", "openapi.yaml: #%s gives no const %s", ptr, name)
+		return p["const"]
+	}
+	typ, _ = constant("type").(string)
+	title, _ = constant("title").(string)
+	n, _ := constant("status").(json.Number)
+	st, err := n.Int64()
+	require.NoError(t, err, "openapi.yaml: #%s: status", ptr)
+	return typ, title, int(st)
+}
+
+// answerKey names an answer for the coverage of the document: method, status, problem type.
+func answerKey(method string, status int, problemType string) string {
+	return strings.TrimSpace(fmt.Sprintf("%s %d %s", method, status, problemType))
+}
+
+// specHeaders are the headers that the document must mention whenever an answer has them.
+var specHeaders = []string{"Allow", "Cache-Control", "Retry-After", "WWW-Authenticate"}
+
+// checkAnswer validates an answer of the gateway to method on the status path against the
+// document: its status is documented, its documented headers are there when required and
+// valid when there, it has no header of specHeaders that its response does not document, its
+// content type is documented and its body valid. It returns the answer's key.
+func (s *apiSpec) checkAnswer(t *testing.T, method string, a answer) string {
+	t.Helper()
+	respsPtr, responses := s.responsesOf(t, method)
+	code := strconv.Itoa(a.status)
+	_, documented := responses[code]
+	require.True(t, documented, "%s %d is not documented: %s", method, a.status, a.raw)
+	ptr, resp := s.object(t, respsPtr+pointer(code))
+
+	headers, _ := resp["headers"].(map[string]any)
+	for name := range headers {
+		hPtr, h := s.object(t, ptr+pointer("headers", name))
+		vals := a.header.Values(name)
+		if len(vals) == 0 {
+			assert.NotEqual(t, true, h["required"], "%s %d: the required header %s is missing", method, a.status, name)
+			continue
+		}
+		require.Len(t, vals, 1, "%s %d: header %s sent more than once", method, a.status, name)
+		sch := s.schema(t, hPtr+pointer("schema"))
+		var v any = vals[0]
+		if hs, _ := h["schema"].(map[string]any); hs["type"] == "integer" {
+			n, err := strconv.ParseInt(vals[0], 10, 64)
+			if !assert.NoError(t, err, "%s %d: header %s: %q is not an integer", method, a.status, name, vals[0]) {
+				continue
+			}
+			v = json.Number(strconv.FormatInt(n, 10))
+		}
+		assert.NoError(t, sch.Validate(v), "%s %d: header %s: %q", method, a.status, name, vals[0])
+	}
+	for _, name := range specHeaders {
+		if a.header.Get(name) != "" {
+			_, documented := headers[name]
+			assert.True(t, documented, "%s %d has a %s header that the document does not mention", method, a.status, name)
+		}
+	}
+
+	content, _ := resp["content"].(map[string]any)
+	if len(content) == 0 {
+		assert.Empty(t, a.raw, "%s %d: a body where the document has none", method, a.status)
+		return answerKey(method, a.status, "")
+	}
+	mt, _, err := mime.ParseMediaType(a.header.Get("Content-Type"))
+	require.NoError(t, err, "%s %d: Content-Type %q", method, a.status, a.header.Get("Content-Type"))
+	_, documented = content[mt]
+	require.True(t, documented, "%s %d: Content-Type %s is not documented", method, a.status, mt)
+	if method == http.MethodHead {
+		return answerKey("*", a.status, problemTypeOf(a))
+	}
+	body, err := jsonschema.UnmarshalJSON(strings.NewReader(a.raw))
+	require.NoError(t, err, "%s %d: the body is not JSON: %s", method, a.status, a.raw)
+	sch := s.schema(t, ptr+pointer("content", mt, "schema"))
+	require.NoError(t, sch.Validate(body), "%s %d: the body does not match the document: %s", method, a.status, a.raw)
+	if _, ok := s.operations(t)[strings.ToLower(method)]; !ok {
+		method = "*"
+	}
+	return answerKey(method, a.status, problemTypeOf(a))
+}
+
+// problemTypeOf returns the type of a problem answer, "" for any other answer.
+func problemTypeOf(a answer) string {
+	if a.header.Get("Content-Type") != "application/problem+json" {
+		return ""
+	}
+	typ, _ := a.body["type"].(string)
+	return typ
+}
+
+// TestOpenAPIDocument checks that openapi.yaml is a valid OpenAPI 3.1 document: its structure
+// (oasStructure), every Schema Object in it valid JSON Schema 2020-12 with every reference
+// resolved, every local reference resolving, unique operation IDs, path parameters that match
+// the path's template, and every example valid against its schema.
+func TestOpenAPIDocument(t *testing.T) {
+	s := loadSpec(t)
+
+	structure, err := decodeYAML([]byte(oasStructure))
+	require.NoError(t, err)
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	require.NoError(t, c.AddResource("https://credgate.invalid/oas-3.1-structure.json", structure))
+	oas, err := c.Compile("https://credgate.invalid/oas-3.1-structure.json")
+	require.NoError(t, err)
+	require.NoError(t, oas.Validate(any(s.doc)), "openapi.yaml is not an OpenAPI 3.1 document")
+
+	// Every $ref resolves; every Schema Object compiles (which checks it against the
+	// 2020-12 meta-schema); every example matches its schema.
+	// Example values are data, not part of the document: they are not walked.
+	var walk func(ptr string, v any, inSchema bool)
+	schemaPtrs := map[string]bool{}
+	walk = func(ptr string, v any, inSchema bool) {
+		switch c := v.(type) {
+		case map[string]any:
+			if ref, ok := c["$ref"].(string); ok {
+				require.True(t, strings.HasPrefix(ref, "#/"), "#%s: only local references: %s", ptr, ref)
+				_, ok := s.at(ref[1:])
+				assert.True(t, ok, "#%s: $ref %s resolves to nothing", ptr, ref)
+			}
+			for k, e := range c {
+				child := ptr + pointer(k)
+				if !inSchema && (k == "value" || k == "example") {
+					continue
+				}
+				isSchema := !inSchema && (k == "schema" || ptr == pointer("components", "schemas"))
+				if isSchema {
+					schemaPtrs[child] = true
+				}
+				walk(child, e, inSchema || isSchema)
+			}
+		case []any:
+			for i, e := range c {
+				walk(ptr+pointer(strconv.Itoa(i)), e, inSchema)
+			}
+		}
+	}
+	walk("", s.doc, false)
+	require.NotEmpty(t, schemaPtrs)
+	for ptr := range schemaPtrs {
+		s.schema(t, ptr)
+	}
+
+	ids := map[string]string{}
+	for m, op := range s.operations(t) {
+		_, o := s.object(t, op)
+		id, _ := o["operationId"].(string)
+		require.NotEmpty(t, id, "%s has no operationId", m)
+		require.NotContains(t, ids, id, "operationId %s is not unique", id)
+		ids[id] = m
+
+		// The path's template parameters are exactly its path parameters.
+		declared := map[string]bool{}
+		for _, base := range []string{pointer("paths", statusPath), op} {
+			_, holder := s.object(t, base)
+			params, _ := holder["parameters"].([]any)
+			for i := range params {
+				_, p := s.object(t, base+pointer("parameters", strconv.Itoa(i)))
+				if p["in"] == "path" {
+					declared[p["name"].(string)] = true
+				}
+			}
+		}
+		templ := map[string]bool{}
+		for _, m := range regexp.MustCompile(`\{([^}]+)\}`).FindAllStringSubmatch(statusPath, -1) {
+			templ[m[1]] = true
+		}
+		assert.Equal(t, templ, declared, "%s: the path parameters are not those of %s", m, statusPath)
+	}
+	assert.Equal(t, map[string]string{"getCredentialStatus": "get", "setCredentialStatus": "put"}, ids)
+
+	examples := 0
+	var checkExamples func(ptr string, v any)
+	checkExamples = func(ptr string, v any) {
+		m, ok := v.(map[string]any)
+		if !ok {
+			if l, ok := v.([]any); ok {
+				for i, e := range l {
+					checkExamples(ptr+pointer(strconv.Itoa(i)), e)
+				}
+			}
+			return
+		}
+		if ex, ok := m["examples"].(map[string]any); ok && m["schema"] != nil {
+			sch := s.schema(t, ptr+pointer("schema"))
+			for name := range ex {
+				_, e := s.object(t, ptr+pointer("examples", name))
+				assert.NoError(t, sch.Validate(e["value"]), "the example #%s/examples/%s", ptr, name)
+				examples++
+			}
+		}
+		for k, e := range m {
+			if k != "schema" && k != "examples" {
+				checkExamples(ptr+pointer(k), e)
+			}
+		}
+	}
+	checkExamples("", s.doc)
+	assert.Greater(t, examples, 20, "the examples were found")
+
+	// The checks bite: a wrong document or a wrong answer fails them.
+	_, err = decodeYAML([]byte("responses:\n  200: {description: unquoted}\n"))
+	assert.Error(t, err, "a numeric key is not JSON")
+	bad := map[string]any{"openapi": "3.1.0", "info": map[string]any{"title": "x"}, "paths": map[string]any{}}
+	assert.Error(t, oas.Validate(any(bad)), "an info without a version")
+	problem := s.schema(t, pointer("components", "schemas", "ProviderUnavailableProblem"))
+	for _, body := range []string{
+		`{"type":"urn:credgate:problem:provider-unavailable","title":"Provider unavailable","status":503,"detail":"d"}`,
+		`{"type":"urn:credgate:problem:provider-unavailable","title":"Provider unavailable","status":502,"detail":"d","id":"1","provider":"p"}`,
+		`{"type":"urn:credgate:problem:provider-unavailable","title":"Provider unavailable","status":503,"detail":"d","id":"1","provider":"p","secret":"s"}`,
+	} {
+		v, err := jsonschema.UnmarshalJSON(strings.NewReader(body))
+		require.NoError(t, err)
+		assert.Error(t, problem.Validate(v), body)
+	}
+}
+
+// httpStatuses are the net/http constants that module/problem.go may use for a status.
+var httpStatuses = map[string]int{
+	"StatusBadRequest":            http.StatusBadRequest,
+	"StatusUnauthorized":          http.StatusUnauthorized,
+	"StatusForbidden":             http.StatusForbidden,
+	"StatusNotFound":              http.StatusNotFound,
+	"StatusMethodNotAllowed":      http.StatusMethodNotAllowed,
+	"StatusNotAcceptable":         http.StatusNotAcceptable,
+	"StatusRequestTimeout":        http.StatusRequestTimeout,
+	"StatusConflict":              http.StatusConflict,
+	"StatusGone":                  http.StatusGone,
+	"StatusPreconditionFailed":    http.StatusPreconditionFailed,
+	"StatusRequestEntityTooLarge": http.StatusRequestEntityTooLarge,
+	"StatusUnsupportedMediaType":  http.StatusUnsupportedMediaType,
+	"StatusUnprocessableEntity":   http.StatusUnprocessableEntity,
+	"StatusPreconditionRequired":  http.StatusPreconditionRequired,
+	"StatusTooManyRequests":       http.StatusTooManyRequests,
+	"StatusInternalServerError":   http.StatusInternalServerError,
+	"StatusNotImplemented":        http.StatusNotImplemented,
+	"StatusBadGateway":            http.StatusBadGateway,
+	"StatusServiceUnavailable":    http.StatusServiceUnavailable,
+	"StatusGatewayTimeout":        http.StatusGatewayTimeout,
+}
+
+// problemKind is one problem type of module/problem.go.
+type problemKind struct {
+	title  string
+	status int
+}
+
+// handlerProblems reads module/problem.go's problem types: every composite literal
+// problemKind{suffix, title, status}, by type URI.
+func handlerProblems(t *testing.T) map[string]problemKind {
+	t.Helper()
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, problemFile, nil, 0)
+	require.NoError(t, err)
+	str := func(e ast.Expr) string {
+		lit, ok := e.(*ast.BasicLit)
+		require.True(t, ok && lit.Kind == token.STRING, "%s: a problemKind field that is not a string literal", fset.Position(e.Pos()))
+		s, err := strconv.Unquote(lit.Value)
+		require.NoError(t, err)
+		return s
+	}
+	kinds := map[string]problemKind{}
+	ast.Inspect(f, func(n ast.Node) bool {
+		lit, ok := n.(*ast.CompositeLit)
+		if !ok {
+			return true
+		}
+		if id, ok := lit.Type.(*ast.Ident); !ok || id.Name != "problemKind" {
+			return true
+		}
+		require.Len(t, lit.Elts, 3, "%s: problemKind{suffix, title, status}", fset.Position(lit.Pos()))
+		var status int
+		switch e := lit.Elts[2].(type) {
+		case *ast.SelectorExpr:
+			var ok bool
+			status, ok = httpStatuses[e.Sel.Name]
+			require.True(t, ok, "%s: add http.%s to httpStatuses", fset.Position(e.Pos()), e.Sel.Name)
+		case *ast.BasicLit:
+			status, err = strconv.Atoi(e.Value)
+			require.NoError(t, err)
+		default:
+			t.Fatalf("%s: a problemKind status that is neither http.Status* nor a number", fset.Position(e.Pos()))
+		}
+		kinds[problemURN+str(lit.Elts[0])] = problemKind{title: str(lit.Elts[1]), status: status}
+		return true
+	})
+	require.GreaterOrEqual(t, len(kinds), 15, "module/problem.go's problem types were found")
+	return kinds
+}
+
+// TestOpenAPIProblemTypes compares the problem types of module/problem.go with the document:
+// the Problem schema's type enum is exactly theirs, each has a *Problem schema with its title
+// and status, and each is documented as an answer of its status to some method.
+func TestOpenAPIProblemTypes(t *testing.T) {
+	s := loadSpec(t)
+	kinds := handlerProblems(t)
+
+	_, problem := s.object(t, pointer("components", "schemas", "Problem"))
+	var enum []string
+	for _, v := range problem["properties"].(map[string]any)["type"].(map[string]any)["enum"].([]any) {
+		enum = append(enum, v.(string))
+	}
+	var handler []string
+	for typ := range kinds {
+		handler = append(handler, typ)
+	}
+	assert.ElementsMatch(t, handler, enum, "the Problem schema's types are not module/problem.go's")
+
+	_, schemas := s.object(t, pointer("components", "schemas"))
+	specKinds := map[string]problemKind{}
+	for name := range schemas {
+		if !strings.HasSuffix(name, "Problem") || name == "Problem" {
+			continue
+		}
+		typ, title, status := s.problemSchema(t, pointer("components", "schemas", name))
+		require.NotContains(t, specKinds, typ, "two schemas for %s", typ)
+		specKinds[typ] = problemKind{title: title, status: status}
+	}
+	assert.Equal(t, kinds, specKinds, "the *Problem schemas' types, titles and statuses are not module/problem.go's")
+
+	documented := s.documentedAnswers(t)
+	for typ, k := range kinds {
+		found := false
+		for key := range documented {
+			f := strings.Fields(key)
+			if len(f) == 3 && f[2] == typ {
+				found = true
+				assert.Equal(t, strconv.Itoa(k.status), f[1], "%s is documented with another status than module/problem.go's", typ)
+			}
+		}
+		assert.True(t, found, "module/problem.go's %s is no documented answer", typ)
+	}
+}
+
+// callHalfClosed sends a request on a connection of its own and closes the connection's
+// sending side at once, as a client that gives up does: the gateway sees the client gone, and
+// what it answers can still be read.
+func callHalfClosed(t *testing.T, method, path, body string) answer {
+	t.Helper()
+	u, err := url.Parse(gatewayURL)
+	require.NoError(t, err)
+	conn, err := net.Dial("tcp", u.Host)
+	require.NoError(t, err)
+	defer conn.Close()
+	req, err := http.NewRequest(method, gatewayURL+path, strings.NewReader(body))
+	require.NoError(t, err)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Close = true
+	require.NoError(t, req.Write(conn))
+	require.NoError(t, conn.(*net.TCPConn).CloseWrite())
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(30*time.Second)))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	a := answer{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
+	_ = json.Unmarshal(raw, &a.body)
+	return a
+}
+
+// openapiBlock configures, with the given max_body, a provider of each adapter over the shared simulators:
+//   - oa-dc, DigiCert account 1: every numeric ID; a 1s timeout
+//   - oa-dc-sub, its subaccount 3: 3xxxx, which oa-dc owns too (ambiguous)
+//   - oa-dc-badkey, a partner key DigiCert does not know: 9xxxx
+//   - oa-flaky, on the second DigiCert: a breaker that opens on the first failure
+//   - oa-pal, oa-zs, oa-pf: Palisade's org-eu, ZStack, Prefactor
+func openapiBlock(maxBody string) string {
+	return fmt.Sprintf(`
+		max_body %[6]s
+		provider oa-dc digicert {
+			base_url %[1]s
+			api_key {env.DC_PARENT_KEY}
+			timeout 1s
+			retries 0
+			breaker {
+				failures 1000
+			}
+		}
+		provider oa-dc-sub digicert {
+			base_url %[1]s
+			api_key {env.DC_SUB_KEY}
+			id_pattern 3[0-9]{4}
+			timeout 1s
+			retries 0
+		}
+		provider oa-dc-badkey digicert {
+			base_url %[1]s
+			api_key {env.DC_BAD_KEY}
+			id_pattern 9[0-9]{4}
+			retries 0
+		}
+		provider oa-flaky digicert {
+			base_url %[2]s
+			api_key {env.DC_FLAKY_KEY}
+			id_pattern 5[0-9]{4}
+			retries 0
+			breaker {
+				failures 1
+				open_for 1m
+			}
+		}
+		provider oa-pal palisade {
+			base_url %[3]s
+			client_id {env.PALISADE_CLIENT_ID}
+			client_secret {env.PALISADE_CLIENT_SECRET}
+			retries 0
+		}
+		provider oa-zs zstack {
+			base_url %[4]s
+			token {env.ZSTACK_TOKEN}
+			retries 0
+		}
+		provider oa-pf prefactor {
+			base_url %[5]s
+			token {env.PREFACTOR_TOKEN}
+			timeout 3s
+			retries 0
+		}`, dc.URL, dcFlaky.URL, pal.URL, zs.URL, pf.URL, maxBody)
+}
+
+// liveCase is one request to the live gateway and the answer it must give.
+type liveCase struct {
+	name      string
+	method    string
+	path      string
+	body      string
+	header    []string
+	halfClose bool   // the client gives up at once (callHalfClosed)
+	setup     func() // the simulators' faults
+	after     func(t *testing.T)
+	status    int
+	problem   string // the problem type's suffix; "" for an answer that is no problem
+}
+
+// TestOpenAPILiveAnswers drives the live gateway, through Caddy and the simulators, to every
+// answer that openapi.yaml documents, checks that each case gives the answer it aims at, and
+// validates each against the document. It fails on an answer the document does not have, and
+// on a documented answer that no case produced.
+func TestOpenAPILiveAnswers(t *testing.T) {
+	s := loadSpec(t)
+	sims := []*sim.Server{dc.Server, dcFlaky.Server, zs.Server, pf.Server, pal.Server}
+	fresh(sims...)
+	dc.AddKey(10001, 1, "build-server", "active")
+	pal.AddCredential("org-eu", palApproval, "Payouts", "TRANSACTIONS", "ENABLED", true, true)
+	zs.AddCredential(sim.ZStackCredential{UUID: zsCred, Name: "prod-db", Type: "CREDENTIAL_TYPE_PASSWORD", ExpiresAt: time.Now().Add(time.Hour).UTC().Format(time.RFC3339), Value: zsSecret})
+	pf.AddAPIToken(pfActive, "013xrzp12g3nqk8ngskn1wtxgka5b0nf", "", "active")
+	pf.AddAPIToken(pfRevoked, "013xrzp12g3nqk8ngskn1wtxgka5b0nf", "", "revoked")
+	seen := map[string]bool{}
+	defer func() {
+		fresh(sims...)
+		dc.AddKey(10001, 1, "build-server", "active")
+	}()
+
+	const dcKey = "/credentials/10001/status"
+	fault := func(srv *sim.Server, f sim.Fault) func() { return func() { srv.SetFault(f) } }
+	run := func(t *testing.T, tester *caddytest.Tester, cases []liveCase) {
+		t.Helper()
+		for _, c := range cases {
+			t.Run(c.method+" "+strconv.Itoa(c.status)+" "+c.name, func(t *testing.T) {
+				defer fresh(sims...)
+				if c.setup != nil {
+					c.setup()
+				}
+				var a answer
+				if c.halfClose {
+					a = callHalfClosed(t, c.method, c.path, c.body)
+				} else {
+					a = call(t, tester, c.method, c.path, c.body, c.header...)
+				}
+				if c.problem != "" {
+					requireProblem(t, a, c.status, c.problem)
+				} else {
+					require.Equal(t, c.status, a.status, a.raw)
+				}
+				seen[s.checkAnswer(t, c.method, a)] = true
+				if c.after != nil {
+					c.after(t)
+				}
+			})
+		}
+	}
+
+	tester := load(t, openapiBlock("1KiB"))
+	run(t, tester, []liveCase{
+		{name: "read", method: "GET", path: dcKey, status: 200},
+		{name: "named provider", method: "GET", path: "/credentials/30001/status?provider=oa-dc-sub", status: 200},
+		{name: "bad ID", method: "GET", path: "/credentials/%00/status", status: 400, problem: "invalid-request"},
+		{name: "unknown provider", method: "GET", path: dcKey + "?provider=nope", status: 400, problem: "unknown-provider"},
+		{name: "forbidden", method: "GET", path: "/credentials/20001/status?provider=oa-dc", status: 403, problem: "provider-forbidden"},
+		{name: "no pattern matches", method: "GET", path: "/credentials/abc/status", status: 404, problem: "credential-not-found"},
+		{name: "unknown at the provider", method: "GET", path: "/credentials/10999/status", status: 404, problem: "credential-not-found"},
+		{name: "ambiguous", method: "GET", path: "/credentials/30001/status", status: 409, problem: "ambiguous-credential"},
+		{name: "provider answers 409", method: "GET", path: dcKey, setup: fault(dc.Server, sim.Fault{Status: 409}), status: 409, problem: "transition-not-allowed"},
+		{name: "provider answers 422", method: "GET", path: dcKey, setup: fault(dc.Server, sim.Fault{Status: 422}), status: 422, problem: "unsupported-status"},
+		{name: "rate limited", method: "GET", path: dcKey, setup: fault(dc.Server, sim.Fault{Status: 429, RetryAfter: "7"}), status: 429, problem: "provider-rate-limited"},
+		{name: "rate limited without Retry-After", method: "GET", path: dcKey, setup: fault(dc.Server, sim.Fault{Status: 429}), status: 429, problem: "provider-rate-limited"},
+		{name: "client gone", method: "GET", path: "/credentials/" + pfActive + "/status?provider=oa-pf", halfClose: true, setup: fault(pf.Server, sim.Fault{Hang: 5 * time.Second}), status: 499, problem: "request-canceled"},
+		{name: "bad partner key", method: "GET", path: dcKey + "?provider=oa-dc-badkey", status: 502, problem: "provider-auth-failed"},
+		{name: "5xx", method: "GET", path: dcKey, setup: fault(dc.Server, sim.Fault{Status: 500}), status: 502, problem: "provider-error"},
+		{name: "malformed answer", method: "GET", path: dcKey, setup: fault(dc.Server, sim.Fault{Malformed: true}), status: 502, problem: "provider-error"},
+		{name: "a candidate cannot be asked", method: "GET", path: "/credentials/90001/status", status: 503, problem: "provider-unavailable"},
+		{name: "timeout", method: "GET", path: dcKey, setup: fault(dc.Server, sim.Fault{Hang: 3 * time.Second}), status: 504, problem: "provider-timeout"},
+
+		{name: "change", method: "PUT", path: dcKey, body: `{"status": "inactive", "reason": "INC-42"}`, status: 200},
+		{name: "unchanged", method: "PUT", path: dcKey, body: `{"status": "inactive", "provider": "oa-dc"}`, status: 200},
+		{name: "expiry", method: "PUT", path: "/credentials/" + zsCred + "/status", body: `{"status": "active", "expires_at": "2031-06-30T12:00:00Z"}`, status: 200},
+		{name: "with an Idempotency-Key", method: "PUT", path: "/credentials/" + pfActive + "/status", body: `{"status": "inactive"}`, header: []string{"Idempotency-Key", "INC-42-suspend"}, status: 200},
+		{name: "awaits approval", method: "PUT", path: "/credentials/" + palApproval + "/status", body: `{"status": "inactive"}`, status: 202},
+		{name: "already awaits approval", method: "PUT", path: "/credentials/" + palApproval + "/status", body: `{"status": "inactive"}`, status: 202},
+		{name: "bad status", method: "PUT", path: dcKey, body: `{"status": "off"}`, status: 400, problem: "invalid-request"},
+		{name: "unknown field", method: "PUT", path: dcKey, body: `{"status": "inactive", "enabled": false}`, status: 400, problem: "invalid-request"},
+		{name: "bad Idempotency-Key", method: "PUT", path: dcKey, body: `{"status": "inactive"}`, header: []string{"Idempotency-Key", strings.Repeat("k", 65)}, status: 400, problem: "invalid-request"},
+		{name: "bad ID", method: "PUT", path: "/credentials/../status", body: `{"status": "inactive"}`, status: 400, problem: "invalid-request"},
+		{name: "unknown provider", method: "PUT", path: dcKey, body: `{"status": "inactive", "provider": "nope"}`, status: 400, problem: "unknown-provider"},
+		{name: "forbidden", method: "PUT", path: "/credentials/20001/status", body: `{"status": "inactive", "provider": "oa-dc"}`, status: 403, problem: "provider-forbidden"},
+		{name: "not found", method: "PUT", path: "/credentials/10999/status", body: `{"status": "inactive"}`, status: 404, problem: "credential-not-found"},
+		{name: "ambiguous", method: "PUT", path: "/credentials/30001/status", body: `{"status": "inactive"}`, status: 409, problem: "ambiguous-credential"},
+		{name: "revoked token", method: "PUT", path: "/credentials/" + pfRevoked + "/status", body: `{"status": "active"}`, status: 409, problem: "transition-not-allowed"},
+		{name: "body too large", method: "PUT", path: dcKey, body: `{"status": "inactive", "reason": "` + strings.Repeat("x", 2000) + `"}`, status: 413, problem: "body-too-large"},
+		{name: "not JSON", method: "PUT", path: dcKey, body: `{"status": "inactive"}`, header: []string{"Content-Type", "text/plain"}, status: 415, problem: "unsupported-media-type"},
+		{name: "no revoked state", method: "PUT", path: dcKey, body: `{"status": "revoked"}`, status: 422, problem: "unsupported-status"},
+		{name: "no expiry", method: "PUT", path: dcKey, body: `{"status": "active", "expires_at": "2031-06-30T12:00:00Z"}`, status: 422, problem: "unsupported-status"},
+		{name: "rate limited", method: "PUT", path: dcKey, body: `{"status": "active"}`, setup: fault(dc.Server, sim.Fault{Status: 429, RetryAfter: "7"}), status: 429, problem: "provider-rate-limited"},
+		{name: "client gone while probing", method: "PUT", path: "/credentials/30001/status", body: `{"status": "inactive"}`, halfClose: true, setup: fault(dc.Server, sim.Fault{Hang: 1500 * time.Millisecond}), status: 499, problem: "request-canceled",
+			after: func(t *testing.T) {
+				// The probe goes on without the client, until the candidates' 1s timeout:
+				// a request for the same ID waits for it (or, when it has ended, probes
+				// anew), so that nothing of it outlives the case.
+				a := call(t, tester, "GET", "/credentials/30001/status", "")
+				assert.Contains(t, []int{409, 503}, a.status, a.raw)
+			}},
+		{name: "bad partner key", method: "PUT", path: dcKey, body: `{"status": "active", "provider": "oa-dc-badkey"}`, status: 502, problem: "provider-auth-failed"},
+		{name: "5xx on the write", method: "PUT", path: dcKey, body: `{"status": "active"}`, setup: fault(dc.Server, sim.Fault{Status: 500, Method: http.MethodPut}), status: 502, problem: "provider-error"},
+		{name: "a candidate cannot be asked", method: "PUT", path: "/credentials/90001/status", body: `{"status": "inactive"}`, status: 503, problem: "provider-unavailable"},
+		{name: "timeout", method: "PUT", path: dcKey, body: `{"status": "active"}`, setup: fault(dc.Server, sim.Fault{Hang: 3 * time.Second, Method: http.MethodPut}), status: 504, problem: "provider-timeout"},
+
+		{name: "opens the breaker", method: "GET", path: "/credentials/50001/status?provider=oa-flaky", setup: fault(dcFlaky.Server, sim.Fault{Status: 500}), status: 502, problem: "provider-error"},
+		{name: "breaker open", method: "GET", path: "/credentials/50001/status?provider=oa-flaky", status: 503, problem: "provider-unavailable"},
+		{name: "breaker open", method: "PUT", path: "/credentials/50001/status", body: `{"status": "inactive", "provider": "oa-flaky"}`, status: 503, problem: "provider-unavailable"},
+
+		{name: "DELETE", method: "DELETE", path: dcKey, status: 405, problem: "method-not-allowed"},
+		{name: "POST", method: "POST", path: dcKey, body: `{"status": "inactive"}`, status: 405, problem: "method-not-allowed"},
+		{name: "PATCH", method: "PATCH", path: dcKey, body: `{"status": "inactive"}`, status: 405, problem: "method-not-allowed"},
+		{name: "OPTIONS", method: "OPTIONS", path: dcKey, status: 405, problem: "method-not-allowed"},
+	})
+	// HEAD has no body to check the problem's type in.
+	a := call(t, tester, "HEAD", dcKey, "")
+	require.Equal(t, 405, a.status)
+	s.checkAnswer(t, "HEAD", a)
+
+	// Retry-After: the provider's with a 429, the breaker's with a 503.
+	fresh(sims...)
+	dc.SetFault(sim.Fault{Status: 429, RetryAfter: "7"})
+	a = call(t, tester, "GET", dcKey, "")
+	assert.Equal(t, "7", a.header.Get("Retry-After"))
+	fresh(sims...)
+	a = call(t, tester, "GET", "/credentials/50001/status?provider=oa-flaky", "")
+	retry, err := strconv.Atoi(a.header.Get("Retry-After"))
+	require.NoError(t, err, a.raw)
+	assert.InDelta(t, 60, retry, 2, "the breaker opened for 1m")
+
+	// 401 is the answer of an authentication handler in front of the gateway.
+	hash, err := bcrypt.GenerateFromPassword([]byte("alice-password"), bcrypt.MinCost)
+	require.NoError(t, err)
+	authed := loadSite(t, fmt.Sprintf("basic_auth /credentials/* {\n alice %s\n}\ncredential_status {\n%s\n}", hash, openapiBlock("1KiB")))
+	run(t, authed, []liveCase{
+		{name: "no credentials", method: "GET", path: dcKey, status: 401},
+		{name: "no credentials", method: "PUT", path: dcKey, body: `{"status": "inactive"}`, status: 401},
+		{name: "authenticated", method: "GET", path: dcKey, header: []string{"Authorization", basicAuth("alice", "alice-password")}, status: 200},
+	})
+
+	var missing []string
+	for key := range s.documentedAnswers(t) {
+		if !seen[key] {
+			missing = append(missing, key)
+		}
+	}
+	sort.Strings(missing)
+	assert.Empty(t, missing, "documented answers that no case produced")
+}
+
+// TestOpenAPIRequestBody checks that the document's schema of the PUT body accepts exactly
+// what the gateway accepts: for each body, the schema's verdict and the gateway's (a 400
+// invalid-request or not) agree.
+func TestOpenAPIRequestBody(t *testing.T) {
+	s := loadSpec(t)
+	sch := s.schema(t, pointer("components", "schemas", "StatusChangeRequest"))
+	tester := load(t, openapiBlock("64KiB"))
+	fresh(dc.Server)
+	defer func() {
+		fresh(dc.Server)
+		dc.AddKey(10001, 1, "build-server", "active")
+	}()
+	for _, body := range []string{
+		`{"status": "inactive"}`,
+		`{"status": "active"}`,
+		`{"status": "revoked"}`,
+		`{"status": "inactive", "provider": "oa-dc", "reason": "INC-42"}`,
+		`{"status": "inactive", "provider": null, "reason": null, "expires_at": null}`,
+		`{"status": "inactive", "provider": ""}`,
+		`{"status": "inactive", "reason": "` + strings.Repeat("x", 1024) + `"}`,
+		`{"status": "inactive", "reason": "` + strings.Repeat("x", 1025) + `"}`,
+		`{"status": "active", "expires_at": "2031-06-30T12:00:00Z"}`,
+		`{"status": "active", "expires_at": "2031-06-30T12:00:00.5+02:00"}`,
+		`{"status": "active", "expires_at": "2031-06-30"}`,
+		`{"status": "active", "expires_at": "tomorrow"}`,
+		`{"status": "INACTIVE"}`,
+		`{"status": "unknown"}`,
+		`{"status": null}`,
+		`{"status": true}`,
+		`{"status": "inactive", "reason": 42}`,
+		`{"status": "inactive", "enabled": false}`,
+		`{"provider": "oa-dc"}`,
+		`{}`,
+		`[]`,
+		`"inactive"`,
+	} {
+		t.Run(body[:min(len(body), 60)], func(t *testing.T) {
+			dc.AddKey(10001, 1, "build-server", "active")
+			v, err := jsonschema.UnmarshalJSON(strings.NewReader(body))
+			require.NoError(t, err)
+			schemaErr := sch.Validate(v)
+			a := call(t, tester, "PUT", "/credentials/10001/status", body)
+			require.NotEqual(t, 413, a.status, a.raw)
+			rejected := a.status == 400 && a.body["type"] == problemURN+"invalid-request"
+			assert.Equal(t, schemaErr != nil, rejected, "the schema says %v; the gateway answers %d: %s", schemaErr, a.status, a.raw)
+			s.checkAnswer(t, "PUT", a)
+		})
+	}
+}
