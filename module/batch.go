@@ -374,44 +374,29 @@ func (h *Handler) runItem(ctx context.Context, r *http.Request, who *origin, it 
 
 func (h *Handler) tryItem(ctx context.Context, r *http.Request, who *origin, it *batchItem, batch *batchRequest) itemResult {
 	if batch.dryRun {
-		op := h.previewOp(ctx, it.id, &it.req)
-		var cred *provider.Credential
-		var b *backend
-		var p *Problem
-		if it.res.hinted {
-			cred, b, p = withOwner(h, ctx, it.id, it.req.hint, op)
-		} else {
-			cred, b, p = runResolved(h, ctx, it.id, it.res, op)
-		}
+		cred, b, p := runOnItem(h, ctx, it, h.previewOp(ctx, it.id, &it.req))
 		if p != nil {
 			return itemResult{p: p}
 		}
 		return itemResult{body: previewBody(it.id, b, &it.req, cred)}
 	}
 	rec := &changeRecord{start: time.Now(), id: it.id, origin: who, req: it.req, batchKey: batch.key}
-	op := h.changeOp(ctx, rec)
-	var res *provider.Result
-	var b *backend
-	var p *Problem
-	if it.res.hinted {
-		res, b, p = withOwner(h, ctx, it.id, it.req.hint, op)
-	} else {
-		res, b, p = runResolved(h, ctx, it.id, it.res, op)
-	}
+	res, b, p := runOnItem(h, ctx, it, h.changeOp(ctx, rec))
 	rec.b, rec.res = b, res
 	h.audit(r, rec, p)
 	if p != nil {
 		return itemResult{p: p}
 	}
-	changed := res.Changed
-	out := &statusBody{
-		ID: it.id, Provider: b.name, Adapter: b.adapter, Changed: &changed,
-		Status: res.Status, ProviderStatus: res.ProviderStatus, Credential: res.Metadata,
+	return itemResult{body: changedBody(it.id, b, res)}
+}
+
+// runOnItem runs op at the item's provider: the one the item named, or the one its
+// resolver found.
+func runOnItem[T any](h *Handler, ctx context.Context, it *batchItem, op func(*backend, *provider.Credential) (T, error)) (T, *backend, *Problem) {
+	if it.res.hinted {
+		return withOwner(h, ctx, it.id, it.req.hint, op)
 	}
-	if res.PendingStatus != "" {
-		out.PendingStatus = res.PendingStatus
-	}
-	return itemResult{body: out}
+	return runResolved(h, ctx, it.id, it.res, op)
 }
 
 // countItem counts an item's outcome in requests_total, as a single PUT's.

@@ -425,24 +425,29 @@ func (h *Handler) servePut(w http.ResponseWriter, r *http.Request, c *changeReco
 	if p != nil {
 		return p
 	}
-	changed := res.Changed
+	out := changedBody(id, b, res)
 	status := http.StatusOK
-	out := &statusBody{
-		ID: id, Provider: b.name, Adapter: b.adapter, Changed: &changed,
-		Status: res.Status, ProviderStatus: res.ProviderStatus, Credential: res.Metadata,
-	}
 	switch {
 	case res.PendingStatus != "":
 		status = http.StatusAccepted
-		out.PendingStatus = res.PendingStatus
 		b.metrics.pending.Inc()
-	case changed:
+	case res.Changed:
 		b.metrics.changed.Inc()
 	default:
 		b.metrics.unchanged.Inc()
 	}
 	writeJSON(w, status, out)
 	return nil
+}
+
+// changedBody is the answer of a change: 200's, or with a pending status 202's.
+func changedBody(id string, b *backend, res *provider.Result) *statusBody {
+	changed := res.Changed
+	return &statusBody{
+		ID: id, Provider: b.name, Adapter: b.adapter, Changed: &changed,
+		Status: res.Status, PendingStatus: res.PendingStatus, ProviderStatus: res.ProviderStatus,
+		Credential: res.Metadata,
+	}
 }
 
 func (h *Handler) logProblem(r *http.Request, p *Problem) {

@@ -3,9 +3,7 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -65,23 +63,7 @@ var adminProviders = []string{"adm-dc", "adm-dc-other", "adm-flaky", "adm-vault"
 // adminCall sends a request to the admin endpoint; body, when not empty, is sent as JSON.
 func adminCall(t *testing.T, method, path, body string) answer {
 	t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, adminURL+path, rd)
-	require.NoError(t, err)
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	a := answer{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
-	_ = json.Unmarshal(raw, &a.body)
-	return a
+	return callURL(t, http.DefaultClient, method, adminURL+path, body)
 }
 
 // adminProvider is one provider of GET /credential-status/providers.

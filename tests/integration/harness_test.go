@@ -127,11 +127,17 @@ type answer struct {
 // pairs of header names and values.
 func call(t *testing.T, tester *caddytest.Tester, method, path, body string, header ...string) answer {
 	t.Helper()
+	return callURL(t, tester.Client, method, gatewayURL+path, body, header...)
+}
+
+// callURL sends a request to url with client, as call does, and reads the answer whole.
+func callURL(t *testing.T, client *http.Client, method, url, body string, header ...string) answer {
+	t.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
 	}
-	req, err := http.NewRequest(method, gatewayURL+path, rd)
+	req, err := http.NewRequest(method, url, rd)
 	require.NoError(t, err)
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
@@ -143,7 +149,7 @@ func call(t *testing.T, tester *caddytest.Tester, method, path, body string, hea
 		}
 		req.Header.Set(header[i], header[i+1])
 	}
-	resp, err := tester.Client.Do(req)
+	resp, err := client.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
