@@ -195,12 +195,17 @@ type itemResult struct {
 type batchSummary struct {
 	changed, unchanged, pending, failed, wouldChange int
 	dryRun                                           bool
+	// transient says an item failed for a while only (see serveBatch).
+	transient bool
 }
 
 func (s *batchSummary) add(r itemResult) {
 	switch {
 	case r.p != nil:
 		s.failed++
+		if !idemKeeps(r.p.Status) {
+			s.transient = true
+		}
 	case s.dryRun:
 		if *r.body.WouldChange {
 			s.wouldChange++
@@ -418,31 +423,33 @@ func (h *Handler) countItem(res itemResult, dryRun bool) {
 	}
 }
 
-// serveBatch serves POST /credentials/status. The answer is 200 with every item's result in
+// serveBatch serves POST /credentials/status. keep says whether its answer may be kept for an
+// Idempotency-Key: not when an item failed for a while only (a provider's 5xx, timeout, rate
+// limit or open breaker, the client gone), so that a retry of the batch retries it. The answer is 200 with every item's result in
 // request order and a summary, or, when the client accepts application/x-ndjson, one line per
 // item as it completes ({"index": i, ...result}) and a last line with the summary.
-func (h *Handler) serveBatch(w http.ResponseWriter, r *http.Request) *Problem {
+func (h *Handler) serveBatch(w http.ResponseWriter, r *http.Request) (p *Problem, keep bool) {
 	if p := checkJSONContentType(r); p != nil {
-		return p
+		return p, false
 	}
 	body, p := readBody(r, h.MaxBody+int64(h.MaxBatch)*batchBytesPerItem)
 	if p != nil {
-		return p
+		return p, false
 	}
 	b, p := parseBatch(*body, h.MaxBatch) // copies what it keeps
 	putBody(body)
 	if p != nil {
-		return p
+		return p, true
 	}
 	key, p := idempotencyKey(r)
 	if p != nil {
-		return p
+		return p, false
 	}
 	b.key = key
 	sum := batchSummary{dryRun: b.dryRun}
 	if acceptsNDJSON(r) {
 		h.streamBatch(w, r, b, &sum)
-		return nil
+		return nil, !sum.transient
 	}
 	results := make([]itemResult, len(b.items))
 	h.runBatch(r.Context(), r, b, func(i int, res itemResult) {
@@ -467,7 +474,7 @@ func (h *Handler) serveBatch(w http.ResponseWriter, r *http.Request) *Problem {
 	hd.Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(out)
-	return nil
+	return nil, !sum.transient
 }
 
 // streamBatch writes the batch's results as NDJSON, each line flushed as its item completes.

@@ -70,6 +70,12 @@ func (c *idCache) Destruct() error {
 // mapping stays true as long as the providers that could own an ID stay the same, so the key
 // is the set of providers (name, adapter, origin) and the size.
 func cacheKey(size int, backends []*backend) string {
+	return fmt.Sprintf("cache|%d|%s", size, providersHash(backends))
+}
+
+// providersHash names a set of providers (name, adapter, origin), whatever their order: 16
+// hex digits.
+func providersHash(backends []*backend) string {
 	parts := make([]string, 0, len(backends))
 	for _, b := range backends {
 		parts = append(parts, b.name+"\x00"+b.adapter+"\x00"+b.s.baseURL)
@@ -80,5 +86,5 @@ func cacheKey(size int, backends []*backend) string {
 		_, _ = h.Write([]byte(p))
 		_, _ = h.Write([]byte{0xff})
 	}
-	return fmt.Sprintf("cache|%d|%x", size, h.Sum64())
+	return fmt.Sprintf("%016x", h.Sum64())
 }

@@ -66,6 +66,10 @@ type Handler struct {
 	logger   *zap.Logger
 	auditLog *zap.Logger
 	idem     idemStore
+	// idemScope scopes Idempotency-Keys to the handler's providers: two handlers of one
+	// process (or of one shared storage) with other providers never share a key, while the
+	// instances of one config behind a load balancer do.
+	idemScope string
 }
 
 // CaddyModule returns the Caddy module information.
@@ -141,6 +145,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if idemKey != "" {
 		h.poolKeys = append(h.poolKeys, idemKey)
 	}
+
+	h.idemScope = providersHash(h.ordered)
 
 	key := cacheKey(h.CacheSize, h.ordered)
 	val, _, err := pool.LoadOrNew(key, func() (caddy.Destructor, error) { return newIDCache(h.CacheSize) })
@@ -245,7 +251,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return nil
 		}
 		limit := h.MaxBody + int64(h.MaxBatch)*batchBytesPerItem
-		h.once(w, r, limit, nil, func(w http.ResponseWriter) *Problem { return h.serveBatch(w, r) })
+		h.once(w, r, limit, nil, func(w http.ResponseWriter) (*Problem, bool) { return h.serveBatch(w, r) })
 		return nil
 	}
 	switch r.Method {
@@ -261,7 +267,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			p = newProblem(probInvalid, idErr.Error())
 			h.fail(w, r, p)
 		} else {
-			p = h.once(w, r, h.MaxBody, &c.replayed, func(w http.ResponseWriter) *Problem { return h.servePut(w, r, &c) })
+			p = h.once(w, r, h.MaxBody, &c, func(w http.ResponseWriter) (*Problem, bool) { return h.servePut(w, r, &c), true })
 		}
 		h.audit(r, &c, p)
 	default:
@@ -280,12 +286,14 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, p *Problem) {
 }
 
 // once runs serve, which answers a PUT or a batch, and answers its problem if it returns one.
-// A request with an Idempotency-Key runs once per key (see idemStore): its answer is kept,
-// and a repeat of the same request gets it again, marked Idempotent-Replayed, without serve
-// running; replayed says so. It returns the problem answered, if any.
-func (h *Handler) once(w http.ResponseWriter, r *http.Request, limit int64, replayed *bool, serve func(http.ResponseWriter) *Problem) *Problem {
+// A request with an Idempotency-Key runs once per key (see idemStore): its answer is kept
+// (unless serve says it must not be: a batch with an item that failed for a while only), and
+// a repeat of the same request gets it again, marked Idempotent-Replayed, without serve
+// running. c, a PUT's audit record, is filled in when serve does not run. It returns the
+// problem answered, if any.
+func (h *Handler) once(w http.ResponseWriter, r *http.Request, limit int64, c *changeRecord, serve func(http.ResponseWriter) (p *Problem, keep bool)) *Problem {
 	if len(r.Header.Values("Idempotency-Key")) == 0 {
-		p := serve(w)
+		p, _ := serve(w)
 		if p != nil {
 			h.fail(w, r, p)
 		}
@@ -305,19 +313,30 @@ func (h *Handler) once(w http.ResponseWriter, r *http.Request, limit int64, repl
 	body := bytes.Clone(*buf)
 	putBody(buf)
 	r.Body = io.NopCloser(bytes.NewReader(body))
+	// A batch's answer is JSON or NDJSON as the client accepts: each is another request.
 	fp := idemFingerprint(r, body, "dry_run")
-	b, err := h.idem.begin(r.Context(), caller(r), key, fp)
+	if c == nil && acceptsNDJSON(r) {
+		fp += "+ndjson"
+	}
+	b, err := h.idem.begin(r.Context(), h.idemScope+" "+caller(r), key, fp)
 	if err != nil {
 		h.logger.Error("idempotency store", zap.Error(err))
 		p := idemUnavailable()
 		h.fail(w, r, p)
 		return p
 	}
+	if b.Outcome != idemRun && c != nil {
+		// Nothing runs: the audit entry still says what was asked, with which key.
+		if req, p := parseChange(r, body); p == nil {
+			c.req = req
+		}
+		c.req.key = key
+	}
 	switch b.Outcome {
 	case idemReplay:
 		metricRequests.WithLabelValues("", outcomeReplayed).Inc()
-		if replayed != nil {
-			*replayed = true
+		if c != nil {
+			c.replayed = true
 		}
 		writeReplay(w, b.Answer)
 		return nil
@@ -330,11 +349,15 @@ func (h *Handler) once(w http.ResponseWriter, r *http.Request, limit int64, repl
 	// Whatever happens, the reservation ends: with the answer, or released.
 	defer func() { _ = h.idem.release(context.WithoutCancel(r.Context()), b) }()
 	rec := newIdemRecorder(w)
-	p = serve(rec)
+	p, keep := serve(rec)
 	if p != nil {
 		h.fail(rec, r, p)
 	}
-	if err := h.idem.finish(r.Context(), b, rec.answer()); err != nil {
+	answer := rec.answer()
+	if !keep {
+		answer = nil // released: the next request with the key runs
+	}
+	if err := h.idem.finish(r.Context(), b, answer); err != nil {
 		h.logger.Warn("idempotency store: the answer was not kept", zap.Error(err))
 	}
 	return p

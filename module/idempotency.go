@@ -37,13 +37,16 @@ import (
 //     different request.
 //   - The same key while the first request still runs is refused with 409.
 //
-// Keys are the caller's: a key is scoped by the authenticated caller ({http.auth.user.id},
-// empty without authentication), so two callers never see each other's answers.
+// Keys are the caller's: the handler scopes a key by its providers (instances of one config
+// share keys, handlers with other providers do not) and by the authenticated caller
+// ({http.auth.user.id}, empty without authentication), so two callers never see each other's
+// answers. begin's caller is that scope and caller together.
 //
 // The draft leaves to the server which answers are kept. Here only final ones are: 2xx, and
 // 4xx but 409 (an ambiguous ID or a refused transition: the state that made it may change),
-// 429 (a rate limit), 408 and 499 (the request, not its outcome, failed). A 5xx or any of
-// those releases the key, so that a retry with the same key really tries again, as a client
+// 429 (a rate limit), 415 (the Content-Type, not in the fingerprint, made it), 408 and 499
+// (the request, not its outcome, failed). A 5xx or any of those releases the key; so does a
+// batch with an item that failed so, so that a retry with the same key really tries again, as a client
 // that retries after an error expects. Releasing is safe because a status change is
 // idempotent itself: a retry of a change that did happen answers "changed": false.
 //
@@ -80,13 +83,6 @@ const (
 	// idemSweepEvery is how often the caddy store deletes expired records that nobody asked
 	// for again (the memory store needs no sweep: its LRU pushes them out).
 	idemSweepEvery = time.Hour
-)
-
-// The problems of the idempotency layer.
-var (
-	probIdemInUse  = problemKind{"idempotency-key-in-use", "Idempotency key in use", http.StatusConflict}
-	probIdemReused = problemKind{"idempotency-key-reused", "Idempotency key reused", http.StatusUnprocessableEntity}
-	probIdemDown   = problemKind{"idempotency-unavailable", "Idempotency store unavailable", http.StatusServiceUnavailable}
 )
 
 // idemUnavailable is the problem to answer when begin fails: the request does not run, since
@@ -288,14 +284,15 @@ type storedAnswer struct {
 var idemKeptHeaders = []string{"Content-Type", "Cache-Control", "Content-Language", "Location"}
 
 // idemKeeps says whether an answer of this status is final, to be kept for replay: 2xx, and
-// 4xx but 408, 409, 429 and 499. The others are transient, and release the key.
+// 4xx but 408, 409, 415, 429 and 499. The others are transient, and release the key.
 func idemKeeps(status int) bool {
 	switch {
 	case status >= 200 && status < 300:
 		return true
 	case status >= 400 && status < 500:
 		switch status {
-		case http.StatusRequestTimeout, http.StatusConflict, http.StatusTooManyRequests, 499:
+		// 415: the Content-Type, which is not in the fingerprint, made the answer.
+		case http.StatusRequestTimeout, http.StatusConflict, http.StatusUnsupportedMediaType, http.StatusTooManyRequests, 499:
 			return false
 		}
 		return true

@@ -511,8 +511,8 @@ func TestIdemName(t *testing.T) {
 
 func TestIdemKeeps(t *testing.T) {
 	for status, want := range map[int]bool{
-		200: true, 202: true, 400: true, 403: true, 404: true, 415: true, 422: true,
-		408: false, 409: false, 429: false, 499: false,
+		200: true, 202: true, 400: true, 403: true, 404: true, 413: true, 422: true,
+		408: false, 409: false, 415: false, 429: false, 499: false,
 		500: false, 502: false, 503: false, 504: false, 0: false, 101: false, 304: false,
 	} {
 		assert.Equal(t, want, idemKeeps(status), "status %d", status)

@@ -37,6 +37,10 @@ var (
 	probTimeout      = problemKind{"provider-timeout", "Provider timeout", http.StatusGatewayTimeout}
 	probUnavailable  = problemKind{"provider-unavailable", "Provider unavailable", http.StatusServiceUnavailable}
 	probClientClosed = problemKind{"request-canceled", "Request canceled", 499}
+	// The Idempotency-Key layer's (idempotency.go).
+	probIdemInUse  = problemKind{"idempotency-key-in-use", "Idempotency key in use", http.StatusConflict}
+	probIdemReused = problemKind{"idempotency-key-reused", "Idempotency key reused", http.StatusUnprocessableEntity}
+	probIdemDown   = problemKind{"idempotency-unavailable", "Idempotency store unavailable", http.StatusServiceUnavailable}
 )
 
 // Problem is an RFC 9457 problem detail, with the API's extension members.

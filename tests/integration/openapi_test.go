@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -35,14 +36,16 @@ import (
 // it: it is a well-formed OpenAPI 3.1 document whose schemas are valid JSON Schema 2020-12
 // (TestOpenAPIDocument); its problem types are exactly those of module/problem.go
 // (TestOpenAPIProblemTypes); and every answer it documents is one that the live gateway gives,
-// and every answer the live gateway gives is one it documents (TestOpenAPILiveAnswers,
-// TestOpenAPIRequestBody).
+// and every answer the live gateway gives is one it documents (TestOpenAPILiveAnswers, and
+// for the request bodies TestOpenAPIRequestBody and TestOpenAPIBatchRequestBody).
 const (
-	openapiFile  = "../../openapi.yaml"
-	problemFile  = "../../module/problem.go"
-	statusPath   = "/credentials/{id}/status"
-	problemURN   = "urn:credgate:problem:"
-	specResource = "https://credgate.invalid/openapi.json"
+	openapiFile   = "../../openapi.yaml"
+	problemFile   = "../../module/problem.go"
+	statusPath    = "/credentials/{id}/status"
+	batchEndpoint = "/credentials/status"
+	problemURN    = "urn:credgate:problem:"
+	specResource  = "https://credgate.invalid/openapi.json"
+	ndjson        = "application/x-ndjson"
 )
 
 // oasStructure is the structure of an OpenAPI 3.1 document, as a JSON Schema 2020-12, written
@@ -496,10 +499,32 @@ func (s *apiSpec) schema(t *testing.T, ptr string) *jsonschema.Schema {
 	return sch
 }
 
-// operations returns the methods of the status path, lower-case, with their pointers.
-func (s *apiSpec) operations(t *testing.T) map[string]string {
+// paths returns the document's paths.
+func (s *apiSpec) paths(t *testing.T) []string {
 	t.Helper()
-	base := pointer("paths", statusPath)
+	_, paths := s.object(t, pointer("paths"))
+	var out []string
+	for p := range paths {
+		if !strings.HasPrefix(p, "x-") {
+			out = append(out, p)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// specPath returns the document's path that a request path (with its query) is one of.
+func specPath(reqPath string) string {
+	if p, _, _ := strings.Cut(reqPath, "?"); p == batchEndpoint {
+		return batchEndpoint
+	}
+	return statusPath
+}
+
+// operations returns the methods of a path of the document, lower-case, with their pointers.
+func (s *apiSpec) operations(t *testing.T, path string) map[string]string {
+	t.Helper()
+	base := pointer("paths", path)
 	_, item := s.object(t, base)
 	ops := map[string]string{}
 	for _, m := range []string{"get", "put", "post", "delete", "options", "head", "patch", "trace"} {
@@ -510,41 +535,48 @@ func (s *apiSpec) operations(t *testing.T) map[string]string {
 	return ops
 }
 
-// responsesOf returns the responses documented for a method of the status path, by status:
-// an operation's, or for any method without an operation, those of the path's
-// x-other-methods.
-func (s *apiSpec) responsesOf(t *testing.T, method string) (string, map[string]any) {
+// responsesOf returns the responses documented for a method of a path, by status: an
+// operation's, or for any method without an operation, those of the path's x-other-methods.
+func (s *apiSpec) responsesOf(t *testing.T, path, method string) (string, map[string]any) {
 	t.Helper()
-	if op, ok := s.operations(t)[strings.ToLower(method)]; ok {
+	if op, ok := s.operations(t, path)[strings.ToLower(method)]; ok {
 		return s.object(t, op+pointer("responses"))
 	}
-	return s.object(t, pointer("paths", statusPath, "x-other-methods", "responses"))
+	return s.object(t, pointer("paths", path, "x-other-methods", "responses"))
 }
 
-// documentedAnswers lists every answer documented for the status path, as answerKey gives
-// them: each operation's statuses, with each problem type a problem status can carry.
-// Methods without an operation are "*".
+// documentedAnswers lists every answer the document has, as answerKey gives them: each
+// path's operations' statuses, with each problem type a problem status can carry and each
+// media type another status can come in. Methods without an operation are "*".
 func (s *apiSpec) documentedAnswers(t *testing.T) map[string]bool {
 	t.Helper()
 	out := map[string]bool{}
-	methods := []string{"*"}
-	for m := range s.operations(t) {
-		methods = append(methods, strings.ToUpper(m))
-	}
-	for _, m := range methods {
-		respPtr, responses := s.responsesOf(t, m)
-		for code := range responses {
-			if strings.HasPrefix(code, "x-") {
-				continue
-			}
-			status, err := strconv.Atoi(code)
-			require.NoError(t, err, "openapi.yaml: response %q of %s: give every status, not a range", code, m)
-			types := s.problemTypesOf(t, respPtr+pointer(code))
-			if len(types) == 0 {
-				out[answerKey(m, status, "")] = true
-			}
-			for _, typ := range types {
-				out[answerKey(m, status, typ)] = true
+	for _, path := range s.paths(t) {
+		methods := []string{"*"}
+		for m := range s.operations(t, path) {
+			methods = append(methods, strings.ToUpper(m))
+		}
+		for _, m := range methods {
+			respPtr, responses := s.responsesOf(t, path, m)
+			for code := range responses {
+				if strings.HasPrefix(code, "x-") {
+					continue
+				}
+				status, err := strconv.Atoi(code)
+				require.NoError(t, err, "openapi.yaml: response %q of %s %s: give every status, not a range", code, m, path)
+				_, resp := s.object(t, respPtr+pointer(code))
+				content, _ := resp["content"].(map[string]any)
+				if len(content) == 0 {
+					out[answerKey(m, path, status, "")] = true
+				}
+				for mt := range content {
+					if mt != "application/problem+json" {
+						out[answerKey(m, path, status, mt)] = true
+					}
+				}
+				for _, typ := range s.problemTypesOf(t, respPtr+pointer(code)) {
+					out[answerKey(m, path, status, typ)] = true
+				}
 			}
 		}
 	}
@@ -599,24 +631,27 @@ func (s *apiSpec) problemSchema(t *testing.T, ptr string) (typ, title string, st
 	return typ, title, int(st)
 }
 
-// answerKey names an answer for the coverage of the document: method, status, problem type.
-func answerKey(method string, status int, problemType string) string {
-	return strings.TrimSpace(fmt.Sprintf("%s %d %s", method, status, problemType))
+// answerKey names an answer for the coverage of the document: method, path, status, and
+// what the answer is: its problem type, or the media type of another body ("" for none).
+func answerKey(method, path string, status int, what string) string {
+	return strings.TrimSpace(fmt.Sprintf("%s %s %d %s", method, path, status, what))
 }
 
 // specHeaders are the headers that the document must mention whenever an answer has them.
-var specHeaders = []string{"Allow", "Cache-Control", "Retry-After", "WWW-Authenticate"}
+var specHeaders = []string{"Allow", "Cache-Control", "Idempotent-Replayed", "Retry-After", "WWW-Authenticate"}
 
-// checkAnswer validates an answer of the gateway to method on the status path against the
-// document: its status is documented, its documented headers are there when required and
-// valid when there, it has no header of specHeaders that its response does not document, its
-// content type is documented and its body valid. It returns the answer's key.
-func (s *apiSpec) checkAnswer(t *testing.T, method string, a answer) string {
+// checkAnswer validates an answer of the gateway to method on reqPath against the document:
+// its status is documented, its documented headers are there when required and valid when
+// there, it has no header of specHeaders that its response does not document, its content
+// type is documented and its body valid (an NDJSON body line by line). It returns the
+// answer's key.
+func (s *apiSpec) checkAnswer(t *testing.T, method, reqPath string, a answer) string {
 	t.Helper()
-	respsPtr, responses := s.responsesOf(t, method)
+	path := specPath(reqPath)
+	respsPtr, responses := s.responsesOf(t, path, method)
 	code := strconv.Itoa(a.status)
 	_, documented := responses[code]
-	require.True(t, documented, "%s %d is not documented: %s", method, a.status, a.raw)
+	require.True(t, documented, "%s %s %d is not documented: %s", method, path, a.status, a.raw)
 	ptr, resp := s.object(t, respsPtr+pointer(code))
 
 	headers, _ := resp["headers"].(map[string]any)
@@ -646,26 +681,63 @@ func (s *apiSpec) checkAnswer(t *testing.T, method string, a answer) string {
 		}
 	}
 
+	keyMethod := method
+	if _, ok := s.operations(t, path)[strings.ToLower(method)]; !ok {
+		keyMethod = "*"
+	}
 	content, _ := resp["content"].(map[string]any)
 	if len(content) == 0 {
 		assert.Empty(t, a.raw, "%s %d: a body where the document has none", method, a.status)
-		return answerKey(method, a.status, "")
+		return answerKey(keyMethod, path, a.status, "")
 	}
 	mt, _, err := mime.ParseMediaType(a.header.Get("Content-Type"))
 	require.NoError(t, err, "%s %d: Content-Type %q", method, a.status, a.header.Get("Content-Type"))
 	_, documented = content[mt]
 	require.True(t, documented, "%s %d: Content-Type %s is not documented", method, a.status, mt)
+	what := mt
+	if mt == "application/problem+json" {
+		what = problemTypeOf(a)
+	}
 	if method == http.MethodHead {
-		return answerKey("*", a.status, problemTypeOf(a))
+		return answerKey(keyMethod, path, a.status, what) // no body to check
+	}
+	sch := s.schema(t, ptr+pointer("content", mt, "schema"))
+	if mt == ndjson {
+		checkLines(t, sch, a.raw)
+		return answerKey(keyMethod, path, a.status, what)
 	}
 	body, err := jsonschema.UnmarshalJSON(strings.NewReader(a.raw))
 	require.NoError(t, err, "%s %d: the body is not JSON: %s", method, a.status, a.raw)
-	sch := s.schema(t, ptr+pointer("content", mt, "schema"))
 	require.NoError(t, sch.Validate(body), "%s %d: the body does not match the document: %s", method, a.status, a.raw)
-	if _, ok := s.operations(t)[strings.ToLower(method)]; !ok {
-		method = "*"
+	return answerKey(keyMethod, path, a.status, what)
+}
+
+// checkLines validates a batch's NDJSON answer: every line is one JSON text that the line
+// schema accepts (the document's schema for application/x-ndjson is each line's, OpenAPI 3.1
+// having none for a sequence), there is a result line for each item, with each index from 0
+// once, and the summary line comes last.
+func checkLines(t *testing.T, line *jsonschema.Schema, raw string) {
+	t.Helper()
+	require.True(t, strings.HasSuffix(raw, "\n"), "every line ends with a newline: %q", raw)
+	lines := strings.Split(strings.TrimSuffix(raw, "\n"), "\n")
+	indexes := map[int]bool{}
+	for i, l := range lines {
+		v, err := jsonschema.UnmarshalJSON(strings.NewReader(l))
+		require.NoError(t, err, "line %d is not one JSON text: %s", i, l)
+		require.NoError(t, line.Validate(v), "line %d does not match the document: %s", i, l)
+		obj := v.(map[string]any)
+		_, isSummary := obj["summary"]
+		require.Equal(t, i == len(lines)-1, isSummary, "the summary line, and only it, comes last: line %d: %s", i, l)
+		if !isSummary {
+			n, err := obj["index"].(json.Number).Int64()
+			require.NoError(t, err, l)
+			assert.False(t, indexes[int(n)], "index %d twice", n)
+			indexes[int(n)] = true
+		}
 	}
-	return answerKey(method, a.status, problemTypeOf(a))
+	for i := range len(lines) - 1 {
+		assert.True(t, indexes[i], "no line for item %d", i)
+	}
 }
 
 // problemTypeOf returns the type of a problem answer, "" for any other answer.
@@ -730,32 +802,38 @@ func TestOpenAPIDocument(t *testing.T) {
 	}
 
 	ids := map[string]string{}
-	for m, op := range s.operations(t) {
-		_, o := s.object(t, op)
-		id, _ := o["operationId"].(string)
-		require.NotEmpty(t, id, "%s has no operationId", m)
-		require.NotContains(t, ids, id, "operationId %s is not unique", id)
-		ids[id] = m
+	for _, path := range s.paths(t) {
+		for m, op := range s.operations(t, path) {
+			_, o := s.object(t, op)
+			id, _ := o["operationId"].(string)
+			require.NotEmpty(t, id, "%s %s has no operationId", m, path)
+			require.NotContains(t, ids, id, "operationId %s is not unique", id)
+			ids[id] = strings.ToUpper(m) + " " + path
 
-		// The path's template parameters are exactly its path parameters.
-		declared := map[string]bool{}
-		for _, base := range []string{pointer("paths", statusPath), op} {
-			_, holder := s.object(t, base)
-			params, _ := holder["parameters"].([]any)
-			for i := range params {
-				_, p := s.object(t, base+pointer("parameters", strconv.Itoa(i)))
-				if p["in"] == "path" {
-					declared[p["name"].(string)] = true
+			// The path's template parameters are exactly its path parameters.
+			declared := map[string]bool{}
+			for _, base := range []string{pointer("paths", path), op} {
+				_, holder := s.object(t, base)
+				params, _ := holder["parameters"].([]any)
+				for i := range params {
+					_, p := s.object(t, base+pointer("parameters", strconv.Itoa(i)))
+					if p["in"] == "path" {
+						declared[p["name"].(string)] = true
+					}
 				}
 			}
+			templ := map[string]bool{}
+			for _, m := range regexp.MustCompile(`\{([^}]+)\}`).FindAllStringSubmatch(path, -1) {
+				templ[m[1]] = true
+			}
+			assert.Equal(t, templ, declared, "%s: the path parameters are not those of %s", m, path)
 		}
-		templ := map[string]bool{}
-		for _, m := range regexp.MustCompile(`\{([^}]+)\}`).FindAllStringSubmatch(statusPath, -1) {
-			templ[m[1]] = true
-		}
-		assert.Equal(t, templ, declared, "%s: the path parameters are not those of %s", m, statusPath)
 	}
-	assert.Equal(t, map[string]string{"getCredentialStatus": "get", "setCredentialStatus": "put"}, ids)
+	assert.Equal(t, map[string]string{
+		"getCredentialStatus":      "GET " + statusPath,
+		"setCredentialStatus":      "PUT " + statusPath,
+		"changeCredentialStatuses": "POST " + batchEndpoint,
+	}, ids)
 
 	examples := 0
 	var checkExamples func(ptr string, v any)
@@ -801,6 +879,34 @@ func TestOpenAPIDocument(t *testing.T) {
 		require.NoError(t, err)
 		assert.Error(t, problem.Validate(v), body)
 	}
+	// The answers built on open member schemas are closed all the same: a result has no
+	// index, a line has one, and neither has a member of another kind of result.
+	for name, bodies := range map[string][]string{
+		"StatusChange": {
+			`{"id":"1","provider":"p","adapter":"a","status":"active","changed":true,"index":0}`,
+			`{"id":"1","provider":"p","adapter":"a","status":"active","changed":true,"secret":"s"}`,
+		},
+		"BatchItemResult": {
+			`{"id":"1","provider":"p","adapter":"a","status":"active","changed":true,"would_change":true}`,
+			`{"id":"1","error":{"type":"urn:credgate:problem:body-too-large","title":"Request body too large","status":413,"detail":"d"}}`,
+		},
+		"BatchStreamLine": {
+			`{"id":"1","provider":"p","adapter":"a","status":"active","changed":true}`,
+			`{"index":0,"id":"1","provider":"p","adapter":"a","status":"active","changed":true,"secret":"s"}`,
+			`{"summary":{"changed":1,"unchanged":0,"pending":0,"failed":0},"index":1}`,
+		},
+	} {
+		sch := s.schema(t, pointer("components", "schemas", name))
+		for _, body := range bodies {
+			v, err := jsonschema.UnmarshalJSON(strings.NewReader(body))
+			require.NoError(t, err)
+			assert.Error(t, sch.Validate(v), "%s: %s", name, body)
+		}
+	}
+	line := s.schema(t, pointer("components", "schemas", "BatchStreamLine"))
+	v, err := jsonschema.UnmarshalJSON(strings.NewReader(`{"index":0,"id":"1","provider":"p","adapter":"a","status":"active","changed":true}`))
+	require.NoError(t, err)
+	assert.NoError(t, line.Validate(v), "a result line")
 }
 
 // httpStatuses are the net/http constants that module/problem.go may use for a status.
@@ -910,10 +1016,10 @@ func TestOpenAPIProblemTypes(t *testing.T) {
 	for typ, k := range kinds {
 		found := false
 		for key := range documented {
-			f := strings.Fields(key)
-			if len(f) == 3 && f[2] == typ {
+			f := strings.Fields(key) // method, path, status, type
+			if len(f) == 4 && f[3] == typ {
 				found = true
-				assert.Equal(t, strconv.Itoa(k.status), f[1], "%s is documented with another status than module/problem.go's", typ)
+				assert.Equal(t, strconv.Itoa(k.status), f[2], "%s is documented with another status than module/problem.go's", typ)
 			}
 		}
 		assert.True(t, found, "module/problem.go's %s is no documented answer", typ)
@@ -949,15 +1055,27 @@ func callHalfClosed(t *testing.T, method, path, body string) answer {
 	return a
 }
 
-// openapiBlock configures, with the given max_body, a provider of each adapter over the shared simulators:
+// openapiBlock configures, with the given max_body and a max_batch of 100, a provider of each
+// adapter over the shared simulators:
 //   - oa-dc, DigiCert account 1: every numeric ID; a 1s timeout
 //   - oa-dc-sub, its subaccount 3: 3xxxx, which oa-dc owns too (ambiguous)
 //   - oa-dc-badkey, a partner key DigiCert does not know: 9xxxx
+//   - oa-slow, DigiCert account 1 again, with a 10s timeout: a change that DigiCert holds
+//     (holdPut) is still running while a test sends another with its Idempotency-Key. It
+//     claims 6xxxx, as oa-dc does: requests name it.
 //   - oa-flaky, on the second DigiCert: a breaker that opens on the first failure
 //   - oa-pal, oa-zs, oa-pf: Palisade's org-eu, ZStack, Prefactor
 func openapiBlock(maxBody string) string {
 	return fmt.Sprintf(`
 		max_body %[6]s
+		max_batch 100
+		provider oa-slow digicert {
+			base_url %[1]s
+			api_key {env.DC_PARENT_KEY}
+			id_pattern 6[0-9]{4}
+			timeout 10s
+			retries 0
+		}
 		provider oa-dc digicert {
 			base_url %[1]s
 			api_key {env.DC_PARENT_KEY}
@@ -1016,11 +1134,13 @@ type liveCase struct {
 	path      string
 	body      string
 	header    []string
-	halfClose bool   // the client gives up at once (callHalfClosed)
-	setup     func() // the simulators' faults
+	halfClose bool               // the client gives up at once (callHalfClosed)
+	setup     func(t *testing.T) // the simulators' faults, the requests that come first
+	check     func(t *testing.T, a answer)
 	after     func(t *testing.T)
 	status    int
 	problem   string // the problem type's suffix; "" for an answer that is no problem
+	replayed  bool   // the answer is the replay of an Idempotency-Key's kept answer
 }
 
 // TestOpenAPILiveAnswers drives the live gateway, through Caddy and the simulators, to every
@@ -1043,14 +1163,19 @@ func TestOpenAPILiveAnswers(t *testing.T) {
 	}()
 
 	const dcKey = "/credentials/10001/status"
-	fault := func(srv *sim.Server, f sim.Fault) func() { return func() { srv.SetFault(f) } }
+	fault := func(srv *sim.Server, f sim.Fault) func(*testing.T) { return func(*testing.T) { srv.SetFault(f) } }
+	// record validates an answer against the document, and counts it as produced.
+	record := func(t *testing.T, method, path string, a answer) {
+		t.Helper()
+		seen[s.checkAnswer(t, method, path, a)] = true
+	}
 	run := func(t *testing.T, tester *caddytest.Tester, cases []liveCase) {
 		t.Helper()
 		for _, c := range cases {
 			t.Run(c.method+" "+strconv.Itoa(c.status)+" "+c.name, func(t *testing.T) {
 				defer fresh(sims...)
 				if c.setup != nil {
-					c.setup()
+					c.setup(t)
 				}
 				var a answer
 				if c.halfClose {
@@ -1063,7 +1188,15 @@ func TestOpenAPILiveAnswers(t *testing.T) {
 				} else {
 					require.Equal(t, c.status, a.status, a.raw)
 				}
-				seen[s.checkAnswer(t, c.method, a)] = true
+				if c.replayed {
+					assert.Equal(t, "true", a.header.Get("Idempotent-Replayed"), "a replay")
+				} else {
+					assert.Empty(t, a.header.Get("Idempotent-Replayed"), "an answer that ran")
+				}
+				record(t, c.method, c.path, a)
+				if c.check != nil {
+					c.check(t, a)
+				}
 				if c.after != nil {
 					c.after(t)
 				}
@@ -1072,6 +1205,96 @@ func TestOpenAPILiveAnswers(t *testing.T) {
 	}
 
 	tester := load(t, openapiBlock("1KiB"))
+
+	// The Idempotency-Key cases send a first request, then the case's request with its key.
+	// before sends the first, and checks its answer against the document too.
+	before := func(t *testing.T, method, path, body string, status int, header ...string) {
+		t.Helper()
+		a := call(t, tester, method, path, body, header...)
+		require.Equal(t, status, a.status, a.raw)
+		assert.Empty(t, a.header.Get("Idempotent-Replayed"), "the first request ran")
+		record(t, method, path, a)
+	}
+	// hold sends a first change of DigiCert key id that DigiCert holds (holdPut), and waits
+	// until it reached DigiCert: until DigiCert answers, its Idempotency-Key is in use. done
+	// waits for its answer.
+	var held <-chan result
+	hold := func(t *testing.T, method, path, body, key string, id int) {
+		t.Helper()
+		dc.AddKey(id, 1, "openapi-idempotency", "active")
+		holdPut()
+		held = inBackground(tester.Client, gatewayURL, method, path, body, "Idempotency-Key", key)
+		awaitPut(t, id)
+	}
+	done := func(t *testing.T, method, path string) {
+		t.Helper()
+		r := <-held
+		require.NoError(t, r.err)
+		require.Equal(t, 200, r.a.status, r.a.raw)
+		record(t, method, path, r.a)
+		assert.Equal(t, 1, dcPuts(), "the request refused for its key wrote nothing")
+	}
+	retryAfter := func(want string) func(*testing.T, answer) {
+		return func(t *testing.T, a answer) { assert.Equal(t, want, a.header.Get("Retry-After")) }
+	}
+	idem := func(label string) []string { return []string{"Idempotency-Key", idemKey("openapi-" + label)} }
+	putInUse, putReused, putReplay, putReplay422 := idem("put-in-use"), idem("put-reused"), idem("put-replay"), idem("put-replay-422")
+	batchInUse, batchReused, batchReplay, streamReplay, refusalReplay := idem("batch-in-use"), idem("batch-reused"), idem("batch-replay"), idem("stream-replay"), idem("refusal-replay")
+	const slowPut = `{"status": "inactive", "provider": "oa-slow"}`
+
+	// A batch with every kind of result: changed (twice, the same credential), unchanged,
+	// awaiting approval, and the problems a single PUT of each item would get.
+	items := []string{
+		`{"id": "10001", "status": "inactive"}`,
+		`{"id": "10001", "status": "inactive"}`,
+		`{"id": "10002", "status": "inactive"}`,
+		`{"id": "` + palApproval + `", "status": "inactive"}`,
+		`{"id": "10999", "status": "inactive"}`,
+		`{"id": "10001", "status": "off"}`,
+		`{"id": "10001", "status": "inactive", "provider": "nope"}`,
+		`{"id": "10001", "status": "revoked", "provider": "oa-dc"}`,
+		`{"id": "30001", "status": "inactive"}`,
+		`{"id": "a/b", "status": "inactive"}`,
+		`{"status": "inactive"}`,
+		`{"id": "90001", "status": "inactive"}`,
+		`{"id": "20001", "status": "inactive", "provider": "oa-dc"}`,
+		`{"id": "` + pfRevoked + `", "status": "active"}`,
+		`{"id": "10001", "status": "active", "provider": "oa-dc-badkey"}`,
+	}
+	itemProblems := []string{"", "", "", "", "credential-not-found", "invalid-request", "unknown-provider", "unsupported-status",
+		"ambiguous-credential", "invalid-request", "invalid-request", "provider-unavailable", "provider-forbidden",
+		"transition-not-allowed", "provider-auth-failed"}
+	seedBatch := func(*testing.T) {
+		dc.AddKey(10001, 1, "build-server", "active")
+		dc.AddKey(10002, 1, "ci-runner", "inactive")
+		pal.AddCredential("org-eu", palApproval, "Payouts", "TRANSACTIONS", "ENABLED", true, true)
+	}
+	small := `{"items": [{"id": "10001", "status": "inactive"}, {"id": "10001", "status": "inactive"}, {"id": "10999", "status": "inactive"}, {"id": "` + palApproval + `", "status": "inactive"}]}`
+	dryRun := `{"dry_run": true, "items": [{"id": "10001", "status": "inactive"}, {"id": "10002", "status": "inactive"}, {"id": "10999", "status": "inactive"}, {"id": "10001", "status": "revoked", "provider": "oa-dc"}]}`
+	tooMany := `{"items": [` + strings.Repeat(`{"id": "10001", "status": "inactive"},`, 100) + `{"id": "10001", "status": "inactive"}]}`
+	slowBatch := `{"items": [{"id": "62002", "status": "inactive", "provider": "oa-slow"}]}`
+	lines := func(n int) func(*testing.T, answer) {
+		return func(t *testing.T, a answer) {
+			assert.Equal(t, ndjson, a.header.Get("Content-Type"))
+			assert.Len(t, strings.Split(strings.TrimSpace(a.raw), "\n"), n, "a line per item, and the summary")
+		}
+	}
+	summary := func(want map[string]int, problems ...string) func(*testing.T, answer) {
+		return func(t *testing.T, a answer) {
+			var b batchAnswer
+			require.NoError(t, json.Unmarshal([]byte(a.raw), &b), a.raw)
+			assert.Equal(t, want, b.Summary, a.raw)
+			if problems != nil {
+				var got []string
+				for _, r := range b.Results {
+					got = append(got, itemProblem(r))
+				}
+				assert.Equal(t, problems, got)
+			}
+		}
+	}
+	nothingWritten := func(t *testing.T) { assert.Zero(t, dc.Writes()+pal.Writes(), "a dry run writes nothing") }
+
 	run(t, tester, []liveCase{
 		{name: "read", method: "GET", path: dcKey, status: 200},
 		{name: "named provider", method: "GET", path: "/credentials/30001/status?provider=oa-dc-sub", status: 200},
@@ -1095,7 +1318,7 @@ func TestOpenAPILiveAnswers(t *testing.T) {
 		{name: "change", method: "PUT", path: dcKey, body: `{"status": "inactive", "reason": "INC-42"}`, status: 200},
 		{name: "unchanged", method: "PUT", path: dcKey, body: `{"status": "inactive", "provider": "oa-dc"}`, status: 200},
 		{name: "expiry", method: "PUT", path: "/credentials/" + zsCred + "/status", body: `{"status": "active", "expires_at": "2031-06-30T12:00:00Z"}`, status: 200},
-		{name: "with an Idempotency-Key", method: "PUT", path: "/credentials/" + pfActive + "/status", body: `{"status": "inactive"}`, header: []string{"Idempotency-Key", "INC-42-suspend"}, status: 200},
+		{name: "with an Idempotency-Key", method: "PUT", path: "/credentials/" + pfActive + "/status", body: `{"status": "inactive"}`, header: idem("INC-42-suspend"), status: 200},
 		{name: "awaits approval", method: "PUT", path: "/credentials/" + palApproval + "/status", body: `{"status": "inactive"}`, status: 202},
 		{name: "already awaits approval", method: "PUT", path: "/credentials/" + palApproval + "/status", body: `{"status": "inactive"}`, status: 202},
 		{name: "bad status", method: "PUT", path: dcKey, body: `{"status": "off"}`, status: 400, problem: "invalid-request"},
@@ -1125,6 +1348,22 @@ func TestOpenAPILiveAnswers(t *testing.T) {
 		{name: "a candidate cannot be asked", method: "PUT", path: "/credentials/90001/status", body: `{"status": "inactive"}`, status: 503, problem: "provider-unavailable"},
 		{name: "timeout", method: "PUT", path: dcKey, body: `{"status": "active"}`, setup: fault(dc.Server, sim.Fault{Hang: 3 * time.Second, Method: http.MethodPut}), status: 504, problem: "provider-timeout"},
 
+		{name: "dry run", method: "PUT", path: dcKey + "?dry_run=true", body: `{"status": "active"}`, status: 200, after: nothingWritten,
+			check: func(t *testing.T, a answer) {
+				assert.Equal(t, true, a.body["dry_run"], a.raw)
+				assert.Equal(t, "active", a.body["requested_status"], a.raw)
+			}},
+		{name: "bad dry_run", method: "PUT", path: dcKey + "?dry_run=maybe", body: `{"status": "active"}`, status: 400, problem: "invalid-request"},
+		{name: "replayed", method: "PUT", path: dcKey, body: `{"status": "inactive"}`, header: putReplay, status: 200, replayed: true,
+			setup: func(t *testing.T) { before(t, "PUT", dcKey, `{"status": "inactive"}`, 200, putReplay...) }},
+		{name: "replayed", method: "PUT", path: dcKey, body: `{"status": "revoked"}`, header: putReplay422, status: 422, problem: "unsupported-status", replayed: true,
+			setup: func(t *testing.T) { before(t, "PUT", dcKey, `{"status": "revoked"}`, 422, putReplay422...) }},
+		{name: "Idempotency-Key in use", method: "PUT", path: "/credentials/62001/status", body: slowPut, header: putInUse, status: 409, problem: "idempotency-key-in-use",
+			setup: func(t *testing.T) { hold(t, "PUT", "/credentials/62001/status", slowPut, putInUse[1], 62001) },
+			check: retryAfter("1"), after: func(t *testing.T) { done(t, "PUT", "/credentials/62001/status") }},
+		{name: "Idempotency-Key reused", method: "PUT", path: dcKey, body: `{"status": "active"}`, header: putReused, status: 422, problem: "idempotency-key-reused",
+			setup: func(t *testing.T) { before(t, "PUT", dcKey, `{"status": "inactive"}`, 200, putReused...) }},
+
 		{name: "opens the breaker", method: "GET", path: "/credentials/50001/status?provider=oa-flaky", setup: fault(dcFlaky.Server, sim.Fault{Status: 500}), status: 502, problem: "provider-error"},
 		{name: "breaker open", method: "GET", path: "/credentials/50001/status?provider=oa-flaky", status: 503, problem: "provider-unavailable"},
 		{name: "breaker open", method: "PUT", path: "/credentials/50001/status", body: `{"status": "inactive", "provider": "oa-flaky"}`, status: 503, problem: "provider-unavailable"},
@@ -1135,20 +1374,59 @@ func TestOpenAPILiveAnswers(t *testing.T) {
 		{name: "OPTIONS", method: "OPTIONS", path: dcKey, status: 405, problem: "method-not-allowed"},
 	})
 	// HEAD has no body to check the problem's type in.
-	a := call(t, tester, "HEAD", dcKey, "")
-	require.Equal(t, 405, a.status)
-	s.checkAnswer(t, "HEAD", a)
+	for _, path := range []string{dcKey, batchEndpoint} {
+		a := call(t, tester, "HEAD", path, "")
+		require.Equal(t, 405, a.status)
+		s.checkAnswer(t, "HEAD", path, a)
+	}
 
 	// Retry-After: the provider's with a 429, the breaker's with a 503.
 	fresh(sims...)
 	dc.SetFault(sim.Fault{Status: 429, RetryAfter: "7"})
-	a = call(t, tester, "GET", dcKey, "")
+	a := call(t, tester, "GET", dcKey, "")
 	assert.Equal(t, "7", a.header.Get("Retry-After"))
 	fresh(sims...)
 	a = call(t, tester, "GET", "/credentials/50001/status?provider=oa-flaky", "")
 	retry, err := strconv.Atoi(a.header.Get("Retry-After"))
 	require.NoError(t, err, a.raw)
 	assert.InDelta(t, 60, retry, 2, "the breaker opened for 1m")
+
+	// The batch, on a config of its own: a batch's calls wait while their provider's last 429
+	// asks them to, and the providers of the config above have just had a few. (Another
+	// max_body makes it another config: Caddy keeps running a config it is sent again.)
+	tester = load(t, openapiBlock("2KiB"))
+	run(t, tester, []liveCase{
+		{name: "batch", method: "POST", path: batchEndpoint, body: `{"items": [` + strings.Join(items, ", ") + `], "reason": "INC-42"}`, status: 200, setup: seedBatch,
+			check: summary(map[string]int{"changed": 1, "unchanged": 1, "pending": 1, "failed": 11}, itemProblems...)},
+		{name: "dry run", method: "POST", path: batchEndpoint, body: dryRun, status: 200, setup: seedBatch, after: nothingWritten,
+			check: summary(map[string]int{"would_change": 1, "unchanged": 1, "failed": 2}, "", "", "credential-not-found", "unsupported-status")},
+		{name: "stream", method: "POST", path: batchEndpoint, body: small, header: []string{"Accept", ndjson}, status: 200, setup: seedBatch, check: lines(5)},
+		{name: "dry run stream", method: "POST", path: batchEndpoint, body: dryRun, header: []string{"Accept", ndjson}, status: 200, setup: seedBatch, check: lines(5), after: nothingWritten},
+		{name: "replayed", method: "POST", path: batchEndpoint, body: small, header: batchReplay, status: 200, replayed: true,
+			setup: func(t *testing.T) { seedBatch(t); before(t, "POST", batchEndpoint, small, 200, batchReplay...) }},
+		{name: "replayed stream", method: "POST", path: batchEndpoint, body: small, header: append([]string{"Accept", ndjson}, streamReplay...), status: 200, replayed: true,
+			setup: func(t *testing.T) {
+				seedBatch(t)
+				before(t, "POST", batchEndpoint, small, 200, append([]string{"Accept", ndjson}, streamReplay...)...)
+			},
+			check: lines(5)},
+		{name: "no items", method: "POST", path: batchEndpoint, body: `{"items": []}`, status: 400, problem: "invalid-request"},
+		{name: "unknown member", method: "POST", path: batchEndpoint, body: `{"items": [{"id": "10001", "status": "inactive"}], "extra": 1}`, status: 400, problem: "invalid-request"},
+		{name: "bad Idempotency-Key", method: "POST", path: batchEndpoint, body: small, header: []string{"Idempotency-Key", strings.Repeat("k", 65)}, status: 400, problem: "invalid-request"},
+		{name: "replayed refusal", method: "POST", path: batchEndpoint, body: `{"items": []}`, header: refusalReplay, status: 400, problem: "invalid-request", replayed: true,
+			setup: func(t *testing.T) { before(t, "POST", batchEndpoint, `{"items": []}`, 400, refusalReplay...) }},
+		{name: "too many items", method: "POST", path: batchEndpoint, body: tooMany, status: 413, problem: "body-too-large"},
+		{name: "not JSON", method: "POST", path: batchEndpoint, body: small, header: []string{"Content-Type", "text/plain"}, status: 415, problem: "unsupported-media-type"},
+		{name: "Idempotency-Key in use", method: "POST", path: batchEndpoint, body: slowBatch, header: batchInUse, status: 409, problem: "idempotency-key-in-use",
+			setup: func(t *testing.T) { hold(t, "POST", batchEndpoint, slowBatch, batchInUse[1], 62002) },
+			check: retryAfter("1"), after: func(t *testing.T) { done(t, "POST", batchEndpoint) }},
+		{name: "Idempotency-Key reused", method: "POST", path: batchEndpoint, body: small, header: batchReused, status: 422, problem: "idempotency-key-reused",
+			setup: func(t *testing.T) { seedBatch(t); before(t, "POST", batchEndpoint, dryRun, 200, batchReused...) }},
+		{name: "GET", method: "GET", path: batchEndpoint, status: 405, problem: "method-not-allowed"},
+		{name: "PUT", method: "PUT", path: batchEndpoint, body: small, status: 405, problem: "method-not-allowed"},
+		{name: "DELETE", method: "DELETE", path: batchEndpoint, status: 405, problem: "method-not-allowed"},
+		{name: "OPTIONS", method: "OPTIONS", path: batchEndpoint, status: 405, problem: "method-not-allowed"},
+	})
 
 	// 401 is the answer of an authentication handler in front of the gateway.
 	hash, err := bcrypt.GenerateFromPassword([]byte("alice-password"), bcrypt.MinCost)
@@ -1157,7 +1435,21 @@ func TestOpenAPILiveAnswers(t *testing.T) {
 	run(t, authed, []liveCase{
 		{name: "no credentials", method: "GET", path: dcKey, status: 401},
 		{name: "no credentials", method: "PUT", path: dcKey, body: `{"status": "inactive"}`, status: 401},
+		{name: "no credentials", method: "POST", path: batchEndpoint, body: small, status: 401},
 		{name: "authenticated", method: "GET", path: dcKey, header: []string{"Authorization", basicAuth("alice", "alice-password")}, status: 200},
+	})
+
+	// 503 idempotency-unavailable: keys kept in Caddy's storage, a file_system storage whose
+	// folder of locks is a regular file, so that it can store (Caddy's own PKI app does, when
+	// the config loads) but not take a lock. Nothing runs.
+	root := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(root, "locks"), nil, 0o600))
+	broken := loadWith(t, "\tstorage file_system "+root, "credential_status {\n"+openapiBlock("1KiB")+"\nidempotency_storage caddy\n}")
+	noCall := func(t *testing.T) { assert.Zero(t, dc.Count(""), "no provider was called") }
+	run(t, broken, []liveCase{
+		{name: "store unreachable", method: "PUT", path: dcKey, body: `{"status": "inactive"}`, header: idem("broken-put"), status: 503, problem: "idempotency-unavailable", check: retryAfter("1"), after: noCall},
+		{name: "store unreachable", method: "POST", path: batchEndpoint, body: small, header: idem("broken-batch"), status: 503, problem: "idempotency-unavailable", check: retryAfter("1"), after: noCall},
+		{name: "without a key", method: "PUT", path: dcKey, body: `{"status": "inactive"}`, status: 200},
 	})
 
 	var missing []string
@@ -1215,7 +1507,82 @@ func TestOpenAPIRequestBody(t *testing.T) {
 			require.NotEqual(t, 413, a.status, a.raw)
 			rejected := a.status == 400 && a.body["type"] == problemURN+"invalid-request"
 			assert.Equal(t, schemaErr != nil, rejected, "the schema says %v; the gateway answers %d: %s", schemaErr, a.status, a.raw)
-			s.checkAnswer(t, "PUT", a)
+			s.checkAnswer(t, "PUT", "/credentials/10001/status", a)
+		})
+	}
+}
+
+// TestOpenAPIBatchRequestBody checks that the document's schema of the batch body accepts
+// exactly what the gateway accepts: for each body, the schema's verdict and the gateway's
+// agree. The gateway refuses a faulty envelope with a 400 invalid-request, and a faulty item
+// with that item's invalid-request in the 200; either is a refusal. (An ID listed twice with
+// different changes is refused too, which no schema of one item can say: the document says it
+// in words, and it is left out here.)
+func TestOpenAPIBatchRequestBody(t *testing.T) {
+	s := loadSpec(t)
+	sch := s.schema(t, pointer("components", "schemas", "BatchRequest"))
+	tester := load(t, openapiBlock("64KiB"))
+	fresh(dc.Server)
+	defer func() {
+		fresh(dc.Server)
+		dc.AddKey(10001, 1, "build-server", "active")
+	}()
+	item := `{"id": "10001", "status": "inactive"}`
+	withItem := func(it string) string { return `{"items": [` + it + `], "dry_run": true}` }
+	for _, body := range []string{
+		`{"items": [` + item + `]}`,
+		`{"items": [` + item + `, ` + item + `], "reason": "INC-42", "dry_run": true}`,
+		`{"items": [` + item + `], "reason": null, "dry_run": null}`,
+		`{"items": [` + item + `], "dry_run": false}`,
+		`{"items": [` + item + `], "reason": "` + strings.Repeat("x", 1024) + `", "dry_run": true}`,
+		`{"items": [` + item + `], "reason": "` + strings.Repeat("x", 1025) + `", "dry_run": true}`,
+		`{"items": [` + item + `], "reason": 42}`,
+		`{"items": [` + item + `], "dry_run": "yes"}`,
+		`{"items": [` + item + `], "dry_run": 1}`,
+		`{"items": [` + item + `], "extra": 1}`,
+		`{"items": []}`,
+		`{"items": null}`,
+		`{"items": {}}`,
+		`{"reason": "INC-42"}`,
+		`{}`,
+		`[]`,
+		`"items"`,
+		withItem(`{"id": "10001", "status": "inactive", "provider": "oa-dc", "reason": "r", "expires_at": null}`),
+		withItem(`{"id": "10001", "status": "inactive", "provider": null, "reason": null}`),
+		withItem(`{"id": "10001", "status": "active", "expires_at": "2031-06-30T12:00:00Z"}`),
+		withItem(`{"id": "10001", "status": "active", "expires_at": "tomorrow"}`),
+		withItem(`{"id": "10001", "status": "inactive", "reason": "` + strings.Repeat("x", 1025) + `"}`),
+		withItem(`{"id": "10001", "status": "INACTIVE"}`),
+		withItem(`{"id": "10001", "status": null}`),
+		withItem(`{"id": "10001"}`),
+		withItem(`{"status": "inactive"}`),
+		withItem(`{"id": null, "status": "inactive"}`),
+		withItem(`{"id": "", "status": "inactive"}`),
+		withItem(`{"id": "a b", "status": "inactive"}`),
+		withItem(`{"id": "..", "status": "inactive"}`),
+		withItem(`{"id": "` + strings.Repeat("1", 257) + `", "status": "inactive"}`),
+		withItem(`{"id": 10001, "status": "inactive"}`),
+		withItem(`{"id": "10001", "status": "inactive", "enabled": false}`),
+		withItem(`"10001"`),
+		withItem(`[]`),
+	} {
+		t.Run(body[:min(len(body), 60)], func(t *testing.T) {
+			dc.AddKey(10001, 1, "build-server", "active")
+			v, err := jsonschema.UnmarshalJSON(strings.NewReader(body))
+			require.NoError(t, err)
+			schemaErr := sch.Validate(v)
+			a := call(t, tester, "POST", batchEndpoint, body)
+			require.Contains(t, []int{200, 400}, a.status, a.raw)
+			rejected := a.status == 400 && a.body["type"] == problemURN+"invalid-request"
+			if a.status == 200 {
+				var b batchAnswer
+				require.NoError(t, json.Unmarshal([]byte(a.raw), &b), a.raw)
+				for _, r := range b.Results {
+					rejected = rejected || itemProblem(r) == "invalid-request"
+				}
+			}
+			assert.Equal(t, schemaErr != nil, rejected, "the schema says %v; the gateway answers %d: %s", schemaErr, a.status, a.raw)
+			s.checkAnswer(t, "POST", batchEndpoint, a)
 		})
 	}
 }
