@@ -80,10 +80,20 @@ func (h *Handler) previewOp(ctx context.Context, id string, req *changeRequest) 
 		if p := checkCapabilities(b, req); p != nil {
 			return nil, p
 		}
-		if probed != nil {
-			return probed, nil
+		cred := probed
+		if cred == nil {
+			var err error
+			if cred, err = b.read(ctx, id); err != nil {
+				return nil, err
+			}
 		}
-		return b.read(ctx, id)
+		// Revoked is for good: the change would be refused, as the dry run says.
+		if cred.Status == provider.StatusRevoked && req.status != provider.StatusRevoked {
+			p := newProblem(probTransition, "credential "+id+" is revoked at provider "+b.name+": a revoked credential cannot be made "+string(req.status))
+			p.Provider = b.name
+			return nil, p
+		}
+		return cred, nil
 	}
 }
 

@@ -214,7 +214,13 @@ func TestDryRun(t *testing.T) {
 	assert.Equal(t, "active", a.body["current"])
 	requireProblem(t, call(t, tester, "PUT", "/credentials/10001/status?dry_run=maybe", `{"status": "inactive"}`), 400, "invalid-request")
 
-	assert.Zero(t, writes(), "a dry run writes nothing at any vendor")
+	// A revoked token cannot come back: the dry run says so as the change would.
+	const pfRevoked = "013xrzp12g3nqk8n7f8f9jbg8d18q7tr"
+	pf.AddAPIToken(pfRevoked, "013xrzp12g3nqk8ngskn1wtxgka5b0nf", "", "revoked")
+	requireProblem(t, call(t, tester, "PUT", "/credentials/"+pfRevoked+"/status?dry_run=true", `{"status": "active"}`), 409, "transition-not-allowed")
+	requireProblem(t, call(t, tester, "PUT", "/credentials/"+pfRevoked+"/status", `{"status": "active"}`), 409, "transition-not-allowed")
+
+	assert.Zero(t, writes(), "a dry run writes nothing at any vendor (and the adapter refused the real change to the revoked token before any write)")
 	assert.NotZero(t, dc.Count(http.MethodGet), "it read")
 	c, _ := dc.Key(10001)
 	assert.Equal(t, "active", c.Status)
