@@ -56,7 +56,8 @@ func benchHandler(b *testing.B, patterns ...string) *Handler {
 	}
 	h := &Handler{cache: c, backends: map[string]*backend{}, CacheTTL: caddy.Duration(time.Hour)}
 	for i, p := range patterns {
-		bk := &backend{name: fmt.Sprintf("p%d", i), adapter: "fake", index: i}
+		name := fmt.Sprintf("p%d", i)
+		bk := &backend{name: name, adapter: "fake", index: i, metrics: newBackendMetrics(name)}
 		bk.s.pattern = mustPattern(b, p)
 		bk.s.timeout = time.Second
 		h.backends[bk.name] = bk
