@@ -97,6 +97,13 @@ func loadSite(t *testing.T, site string) *caddytest.Tester {
 // loadWith (re)configures the in-process Caddy with more global options and a site.
 func loadWith(t *testing.T, globals, site string) *caddytest.Tester {
 	t.Helper()
+	return loadConfig(t, globals, "http://localhost:9080 {\n"+site+"\n}")
+}
+
+// loadConfig (re)configures the in-process Caddy with the harness's global options, more
+// global options, and the given sites.
+func loadConfig(t *testing.T, globals, sites string) *caddytest.Tester {
+	t.Helper()
 	tester := caddytest.NewTester(t)
 	tester.InitServer(fmt.Sprintf(`{
 	admin localhost:2999
@@ -106,9 +113,7 @@ func loadWith(t *testing.T, globals, site string) *caddytest.Tester {
 	skip_install_trust
 %s
 }
-http://localhost:9080 {
-%s
-}`, globals, site), "caddyfile")
+%s`, globals, sites), "caddyfile")
 	if t.Failed() {
 		t.FailNow()
 	}

@@ -513,16 +513,7 @@ func TestIdempotencyAuditReplayed(t *testing.T) {
 // options. loadWith serves one site only.
 func loadTwo(t *testing.T, globals, blockA, blockB string) *caddytest.Tester {
 	t.Helper()
-	tester := caddytest.NewTester(t)
-	tester.InitServer(fmt.Sprintf(`{
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
-	grace_period 5s
-	skip_install_trust
-%s
-}
-%s {
+	return loadConfig(t, globals, fmt.Sprintf(`%s {
 	credential_status {
 %s
 	}
@@ -531,11 +522,7 @@ func loadTwo(t *testing.T, globals, blockA, blockB string) *caddytest.Tester {
 	credential_status {
 %s
 	}
-}`, globals, gatewayURL, blockA, secondURL, blockB), "caddyfile")
-	if t.Failed() {
-		t.FailNow()
-	}
-	return tester
+}`, gatewayURL, blockA, secondURL, blockB))
 }
 
 // TestIdempotencyTwoInstances runs two gateway instances on one shared storage, as behind a
