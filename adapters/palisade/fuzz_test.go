@@ -1,18 +1,14 @@
 package palisade
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"net/http"
-	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/credgate/credgate/module/provider"
+	"github.com/credgate/credgate/module/provider/providertest"
 )
 
 // Fuzz targets of the Palisade answer decoders: every answer is served in memory (no network)
@@ -70,10 +66,10 @@ var fuzzAnswers = []struct {
 	{422, `{"code": 99999999999999999999}`},
 }
 
-// fuzzAnswer plants secrets in a fuzzed answer: the credential's clientSecret, and the
+// fuzzAnswer plants secrets in a fuzzed Answer: the credential's clientSecret, and the
 // gateway's token echoed in the error message.
 func fuzzAnswer(body []byte, token, clientSecret string) []byte {
-	return fuzzPlant(body, fuzzTop, "clientSecret", clientSecret, "message", "token "+token+" refused")
+	return providertest.Plant(body, providertest.Top, "clientSecret", clientSecret, "message", "token "+token+" refused")
 }
 
 // fuzzCheckRequest checks what every call sends: no DELETE (the gateway never deletes), the
@@ -103,19 +99,19 @@ func FuzzRead(f *testing.F) {
 		f.Add(a.status, []byte(a.body))
 	}
 	f.Fuzz(func(t *testing.T, status int, body []byte) {
-		status = fuzzStatus(status)
-		token, secret := fuzzSecret("access-token"), fuzzSecret("client-secret")
+		status = providertest.Status(status)
+		token, secret := providertest.Secret("access-token"), providertest.Secret("client-secret")
 		body = fuzzAnswer(body, token, secret)
-		ft := &fuzzTransport{answer: func(r *http.Request) (int, []byte) {
+		ft := &providertest.Transport{Answer: func(r *http.Request) (int, []byte) {
 			fuzzCheckRequest(t, r, token)
 			if r.Method != http.MethodGet || r.URL.Path != credentialsPath+fuzzCredID {
 				t.Errorf("unexpected request %s %s", r.Method, r.URL)
 			}
 			return status, body
 		}}
-		cred, err := NewClient("https://palisade.example", token, fuzzUpstream(ft)).Read(context.Background(), fuzzCredID)
-		ft.check(t)
-		fuzzCheck(t, cred, err, token, secret)
+		cred, err := NewClient("https://palisade.example", token, providertest.Upstream(ft)).Read(context.Background(), fuzzCredID)
+		ft.Check(t)
+		providertest.CheckCredential(t, cred, err, token, secret)
 		if err == nil {
 			if status != http.StatusOK {
 				t.Fatalf("a credential from an answer %d", status)
@@ -123,7 +119,7 @@ func FuzzRead(f *testing.F) {
 			fuzzCheckWords(t, cred)
 			return
 		}
-		pe := fuzzError(t, err)
+		pe := providertest.Err(t, err)
 		if pe.StatusCode != status {
 			t.Fatalf("error with status %d, answer %d", pe.StatusCode, status)
 		}
@@ -165,15 +161,15 @@ func FuzzChange(f *testing.F) {
 		f.Add(a.status, []byte(a.body), i%2 == 0)
 	}
 	f.Fuzz(func(t *testing.T, status int, body []byte, active bool) {
-		status = fuzzStatus(status)
-		token, secret := fuzzSecret("access-token"), fuzzSecret("client-secret")
+		status = providertest.Status(status)
+		token, secret := providertest.Secret("access-token"), providertest.Secret("client-secret")
 		body = fuzzAnswer(body, token, secret)
 		want, was := provider.StatusActive, fuzzCredential("false", "DISABLED")
 		if !active {
 			want, was = provider.StatusInactive, fuzzCredential("true", "ENABLED")
 		}
 		puts := 0
-		ft := &fuzzTransport{answer: func(r *http.Request) (int, []byte) {
+		ft := &providertest.Transport{Answer: func(r *http.Request) (int, []byte) {
 			fuzzCheckRequest(t, r, token)
 			switch {
 			case r.Method == http.MethodGet && r.URL.Path == credentialsPath+fuzzCredID:
@@ -189,21 +185,21 @@ func FuzzChange(f *testing.F) {
 			t.Errorf("unexpected request %s %s", r.Method, r.URL)
 			return 500, nil
 		}}
-		res, err := NewClient("https://palisade.example", token, fuzzUpstream(ft)).Change(context.Background(), &provider.Change{ID: fuzzCredID, Status: want})
-		ft.check(t)
+		res, err := NewClient("https://palisade.example", token, providertest.Upstream(ft)).Change(context.Background(), &provider.Change{ID: fuzzCredID, Status: want})
+		ft.Check(t)
 		if puts != 1 {
 			t.Fatalf("%d PUTs", puts)
 		}
 		if err != nil {
-			fuzzCheck(t, nil, err, token, secret)
-			pe := fuzzError(t, err)
+			providertest.CheckCredential(t, nil, err, token, secret)
+			pe := providertest.Err(t, err)
 			if pe.StatusCode != status {
 				t.Fatalf("error with status %d, answer %d", pe.StatusCode, status)
 			}
 			fuzzKindByStatus(t, pe, status)
 			return
 		}
-		fuzzCheck(t, &res.Credential, nil, token, secret)
+		providertest.CheckCredential(t, &res.Credential, nil, token, secret)
 		if status < 200 || status > 299 {
 			t.Fatalf("a change accepted from an answer %d", status)
 		}
@@ -260,16 +256,16 @@ func FuzzToken(f *testing.F) {
 	}
 	gets := []int{200, 401, 403, 404}
 	f.Fuzz(func(t *testing.T, status int, body []byte, get uint8, plant bool) {
-		status = fuzzStatus(status)
+		status = providertest.Status(status)
 		getStatus := gets[int(get)%len(gets)]
-		clientID, clientSecret, credSecret := fuzzSecret("client-id"), fuzzSecret("oauth-secret"), fuzzSecret("client-secret")
-		planted := fuzzSecret("planted-token")
+		clientID, clientSecret, credSecret := providertest.Secret("client-id"), providertest.Secret("oauth-secret"), providertest.Secret("client-secret")
+		planted := providertest.Secret("planted-token")
 		if plant {
-			body = fuzzPlant(body, fuzzTop, "accessToken", planted)
+			body = providertest.Plant(body, providertest.Top, "accessToken", planted)
 		}
-		body = fuzzPlant(body, fuzzTop, "message", "client "+clientSecret+" refused")
+		body = providertest.Plant(body, providertest.Top, "message", "client "+clientSecret+" refused")
 		posts, apiCalls := 0, 0
-		ft := &fuzzTransport{answer: func(r *http.Request) (int, []byte) {
+		ft := &providertest.Transport{Answer: func(r *http.Request) (int, []byte) {
 			fuzzCheckRequest(t, r, "")
 			if r.Method == http.MethodPost && r.URL.Path == tokenPath {
 				posts++
@@ -299,15 +295,15 @@ func FuzzToken(f *testing.F) {
 			}
 			return 404, []byte(`{"code": 5, "message": "not found"}`)
 		}}
-		c := NewOAuthClient("https://palisade.example", clientID, clientSecret, fuzzUpstream(ft))
+		c := NewOAuthClient("https://palisade.example", clientID, clientSecret, providertest.Upstream(ft))
 		cred, err := c.Read(context.Background(), fuzzCredID)
-		ft.check(t)
-		fuzzCheck(t, cred, err, clientSecret, planted, credSecret)
+		ft.Check(t)
+		providertest.CheckCredential(t, cred, err, clientSecret, planted, credSecret)
 		if posts < 1 || posts > 2 || apiCalls > posts {
 			t.Fatalf("%d token requests, %d API calls", posts, apiCalls)
 		}
 		if apiCalls == 0 {
-			pe := fuzzError(t, err)
+			pe := providertest.Err(t, err)
 			if pe.StatusCode != status {
 				t.Fatalf("error with status %d, token endpoint answered %d", pe.StatusCode, status)
 			}
@@ -335,171 +331,7 @@ func FuzzToken(f *testing.F) {
 				t.Fatalf("after 401s: %d token requests, %d API calls, %v", posts, apiCalls, err)
 			}
 		default:
-			fuzzKindByStatus(t, fuzzError(t, err), getStatus)
+			fuzzKindByStatus(t, providertest.Err(t, err), getStatus)
 		}
 	})
-}
-
-// The helpers below are the same in every adapter's fuzz_test.go.
-
-// fuzzStatuses are the statuses a fuzzed answer may have: those an adapter classifies itself
-// (Upstream handles 429 and 5xx before any adapter sees them).
-var fuzzStatuses = []int{200, 201, 204, 400, 401, 403, 404, 409, 412, 422}
-
-// fuzzStatus maps any fuzzed number onto fuzzStatuses, keeping those already in it.
-func fuzzStatus(s int) int {
-	for _, v := range fuzzStatuses {
-		if v == s {
-			return s
-		}
-	}
-	return fuzzStatuses[uint(s)%uint(len(fuzzStatuses))]
-}
-
-// fuzzSecret returns a secret that no fuzzed input holds (the fuzzer learns no words from the
-// code, and no seed holds one). It is fixed, so that a run's coverage does not depend on it.
-func fuzzSecret(what string) string {
-	return what + "-7Qm2xV9kR4tW8zJ3"
-}
-
-// fuzzTop matches the start of a body that is a JSON object.
-var fuzzTop = regexp.MustCompile(`^\s*\{`)
-
-// fuzzPlant inserts members (name, value, name, value, ...) as string members right after the
-// first match of at, an expression that ends with an object's '{'; the rest of the body stays
-// as it was, byte for byte. A body without a match is returned as it is.
-func fuzzPlant(body []byte, at *regexp.Regexp, members ...string) []byte {
-	loc := at.FindIndex(body)
-	if loc == nil {
-		return body
-	}
-	var ins []byte
-	for i := 0; i+1 < len(members); i += 2 {
-		if i > 0 {
-			ins = append(ins, ',')
-		}
-		ins = fmt.Appendf(ins, "%q: %q", members[i], members[i+1])
-	}
-	rest := body[loc[1]:]
-	if r := bytes.TrimLeft(rest, " \t\r\n"); len(r) > 0 && r[0] != '}' {
-		ins = append(ins, ',')
-	}
-	out := append([]byte{}, body[:loc[1]]...)
-	out = append(out, ins...)
-	return append(out, rest...)
-}
-
-// fuzzTransport answers every request in memory. It notes a request that a real
-// http.Transport would refuse to send (a header value with a control character).
-type fuzzTransport struct {
-	answer  func(*http.Request) (int, []byte)
-	refused []string
-}
-
-func (ft *fuzzTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.Body != nil {
-		b, _ := io.ReadAll(r.Body)
-		_ = r.Body.Close()
-		r.Body = io.NopCloser(bytes.NewReader(b)) // for answer to read
-	}
-	for name, values := range r.Header {
-		for _, v := range values {
-			for i := 0; i < len(v); i++ {
-				if c := v[i]; (c < 0x20 && c != '\t') || c == 0x7f {
-					ft.refused = append(ft.refused, fmt.Sprintf("%s %s: header %s holds byte 0x%02x", r.Method, r.URL.Path, name, c))
-					return nil, fmt.Errorf("net/http: invalid header field value for %q", name)
-				}
-			}
-		}
-	}
-	code, body := ft.answer(r)
-	return &http.Response{
-		Status:        fmt.Sprintf("%d %s", code, http.StatusText(code)),
-		StatusCode:    code,
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        http.Header{"Content-Type": {"application/json"}},
-		Body:          io.NopCloser(bytes.NewReader(body)),
-		ContentLength: int64(len(body)),
-		Request:       r,
-	}, nil
-}
-
-// check fails the test when a request was one that a real transport would refuse.
-func (ft *fuzzTransport) check(t *testing.T) {
-	t.Helper()
-	if len(ft.refused) > 0 {
-		t.Fatalf("a request that a real http.Transport refuses: %s", strings.Join(ft.refused, "; "))
-	}
-}
-
-// fuzzUpstream is the host's Upstream around ft, without retries.
-func fuzzUpstream(ft *fuzzTransport) *provider.Upstream {
-	return &provider.Upstream{
-		Transport:   ft,
-		MaxResponse: 1 << 20,
-	}
-}
-
-// fuzzError returns err's *provider.Error, failing the test when it has none.
-func fuzzError(t *testing.T, err error) *provider.Error {
-	t.Helper()
-	var pe *provider.Error
-	if !errors.As(err, &pe) {
-		t.Fatalf("error %T %v is not a *provider.Error", err, err)
-	}
-	return pe
-}
-
-// fuzzCheck checks what a client call returned: either a credential with a normalized status
-// and metadata that encodes, or a classified error whose detail (what clients and logs see) is
-// a short line of printable ASCII; no secret in either.
-func fuzzCheck(t *testing.T, cred *provider.Credential, err error, secrets ...string) {
-	t.Helper()
-	var text string
-	switch {
-	case err != nil:
-		pe := fuzzError(t, err)
-		switch pe.Kind {
-		case provider.KindUnavailable, provider.KindCanceled, provider.KindTimeout:
-			t.Fatalf("kind %v, which only the host or a deadline makes: %v", pe.Kind, err)
-		}
-		if len(pe.Detail) > 200 {
-			t.Fatalf("a detail of %d bytes: %q", len(pe.Detail), pe.Detail)
-		}
-		for i := 0; i < len(pe.Detail); i++ {
-			if c := pe.Detail[i]; c < 0x20 || c > 0x7e {
-				t.Fatalf("detail %q holds byte 0x%02x: free text of the answer?", pe.Detail, c)
-			}
-		}
-		text = err.Error() + "\n" + pe.Detail
-	case cred == nil:
-		t.Fatal("neither a credential nor an error")
-	default:
-		switch cred.Status {
-		case provider.StatusActive, provider.StatusInactive, provider.StatusRevoked, provider.StatusUnknown:
-		default:
-			t.Fatalf("status %q", cred.Status)
-		}
-		switch cred.PendingStatus {
-		case "", provider.StatusActive, provider.StatusInactive, provider.StatusRevoked:
-		default:
-			t.Fatalf("pending status %q", cred.PendingStatus)
-		}
-		meta, err := json.Marshal(cred.Metadata)
-		if err != nil {
-			t.Fatalf("metadata does not encode: %v", err)
-		}
-		all, err := json.Marshal(cred)
-		if err != nil {
-			t.Fatalf("credential does not encode: %v", err)
-		}
-		text = string(meta) + "\n" + string(all) + "\n" + cred.ProviderStatus
-	}
-	for _, s := range secrets {
-		if strings.Contains(text, s) {
-			t.Fatalf("secret %q leaked: %s", s, text)
-		}
-	}
 }

@@ -4,16 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"regexp"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/credgate/credgate/module/provider"
+	"github.com/credgate/credgate/module/provider/providertest"
 )
 
 // Fuzz targets of the ZStack answer decoders: every answer is served in memory (no network)
@@ -77,17 +74,17 @@ var fuzzAnswers = []struct {
 // fuzzErrorAt matches the start of ZStack's error object.
 var fuzzErrorAt = regexp.MustCompile(`"error"\s*:\s*\{`)
 
-// fuzzAnswer plants secrets in a fuzzed answer: the stored value (ZStack does not send it; the
+// fuzzAnswer plants secrets in a fuzzed Answer: the stored value (ZStack does not send it; the
 // adapter must drop it should it come), and the gateway's bearer token echoed in the error's
 // free text.
 func fuzzAnswer(body []byte, token, value string) []byte {
-	body = fuzzPlant(body, fuzzErrorAt, "description", "token "+token+" refused", "details", "value "+value)
-	return fuzzPlant(body, fuzzTop, "value", value)
+	body = providertest.Plant(body, fuzzErrorAt, "description", "token "+token+" refused", "details", "value "+value)
+	return providertest.Plant(body, providertest.Top, "value", value)
 }
 
 // fuzzClient is a client with the fixed clock.
-func fuzzClient(token string, ft *fuzzTransport) *Client {
-	c := NewClient("https://zstack.example:8443", token, "", 0, fuzzUpstream(ft))
+func fuzzClient(token string, ft *providertest.Transport) *Client {
+	c := NewClient("https://zstack.example:8443", token, "", 0, providertest.Upstream(ft))
 	c.now = func() time.Time { return fuzzNow }
 	return c
 }
@@ -105,18 +102,18 @@ func FuzzRead(f *testing.F) {
 		f.Add(a.status, []byte(a.body))
 	}
 	f.Fuzz(func(t *testing.T, status int, body []byte) {
-		status = fuzzStatus(status)
-		token, value := fuzzSecret("bearer"), fuzzSecret("stored-value")
+		status = providertest.Status(status)
+		token, value := providertest.Secret("bearer"), providertest.Secret("stored-value")
 		body = fuzzAnswer(body, token, value)
-		ft := &fuzzTransport{answer: func(r *http.Request) (int, []byte) {
+		ft := &providertest.Transport{Answer: func(r *http.Request) (int, []byte) {
 			if r.Method != http.MethodGet || r.URL.Path != credentialPath+fuzzCredID || r.Header.Get("Authorization") != "Bearer "+token {
 				t.Errorf("unexpected request %s %s", r.Method, r.URL)
 			}
 			return status, body
 		}}
 		cred, err := fuzzClient(token, ft).Read(context.Background(), fuzzCredID)
-		ft.check(t)
-		fuzzCheck(t, cred, err, token, value)
+		ft.Check(t)
+		providertest.CheckCredential(t, cred, err, token, value)
 		if err == nil {
 			if status != http.StatusOK {
 				t.Fatalf("a credential from an answer %d", status)
@@ -130,7 +127,7 @@ func FuzzRead(f *testing.F) {
 			}
 			return
 		}
-		pe := fuzzError(t, err)
+		pe := providertest.Err(t, err)
 		if pe.StatusCode != status {
 			t.Fatalf("error with status %d, answer %d", pe.StatusCode, status)
 		}
@@ -174,8 +171,8 @@ func FuzzChange(f *testing.F) {
 	}
 	until := time.Date(2027, 6, 30, 0, 0, 0, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, status int, body []byte, which uint8) {
-		status = fuzzStatus(status)
-		token, value := fuzzSecret("bearer"), fuzzSecret("stored-value")
+		status = providertest.Status(status)
+		token, value := providertest.Secret("bearer"), providertest.Secret("stored-value")
 		body = fuzzAnswer(body, token, value)
 		ch := &provider.Change{ID: fuzzCredID, Status: provider.StatusInactive, Operator: "ops@example.com"}
 		was, wantExpiry := `"2027-01-01T00:00:00Z"`, fuzzNow
@@ -186,7 +183,7 @@ func FuzzChange(f *testing.F) {
 			ch.Status, ch.ExpiresAt, was, wantExpiry = provider.StatusActive, until, `"2026-01-15T08:00:00Z"`, until
 		}
 		puts := 0
-		ft := &fuzzTransport{answer: func(r *http.Request) (int, []byte) {
+		ft := &providertest.Transport{Answer: func(r *http.Request) (int, []byte) {
 			if r.Header.Get("Authorization") != "Bearer "+token {
 				t.Errorf("%s %s without the bearer token", r.Method, r.URL)
 			}
@@ -208,20 +205,20 @@ func FuzzChange(f *testing.F) {
 			return 500, nil
 		}}
 		res, err := fuzzClient(token, ft).Change(context.Background(), ch)
-		ft.check(t)
+		ft.Check(t)
 		if puts != 1 {
 			t.Fatalf("%d PUTs", puts)
 		}
 		if err != nil {
-			fuzzCheck(t, nil, err, token, value)
-			pe := fuzzError(t, err)
+			providertest.CheckCredential(t, nil, err, token, value)
+			pe := providertest.Err(t, err)
 			if pe.StatusCode != status {
 				t.Fatalf("error with status %d, answer %d", pe.StatusCode, status)
 			}
 			fuzzKindByStatus(t, pe, status)
 			return
 		}
-		fuzzCheck(t, &res.Credential, nil, token, value)
+		providertest.CheckCredential(t, &res.Credential, nil, token, value)
 		if status != http.StatusOK && status != http.StatusNoContent {
 			t.Fatalf("a change accepted from an answer %d", status)
 		}
@@ -237,169 +234,5 @@ func fuzzKindByStatus(t *testing.T, pe *provider.Error, status int) {
 	want := map[int]provider.Kind{401: provider.KindAuth, 403: provider.KindForbidden, 404: provider.KindNotFound}
 	if k, ok := want[status]; ok && pe.Kind != k {
 		t.Fatalf("answer %d classified %v", status, pe.Kind)
-	}
-}
-
-// The helpers below are the same in every adapter's fuzz_test.go.
-
-// fuzzStatuses are the statuses a fuzzed answer may have: those an adapter classifies itself
-// (Upstream handles 429 and 5xx before any adapter sees them).
-var fuzzStatuses = []int{200, 201, 204, 400, 401, 403, 404, 409, 412, 422}
-
-// fuzzStatus maps any fuzzed number onto fuzzStatuses, keeping those already in it.
-func fuzzStatus(s int) int {
-	for _, v := range fuzzStatuses {
-		if v == s {
-			return s
-		}
-	}
-	return fuzzStatuses[uint(s)%uint(len(fuzzStatuses))]
-}
-
-// fuzzSecret returns a secret that no fuzzed input holds (the fuzzer learns no words from the
-// code, and no seed holds one). It is fixed, so that a run's coverage does not depend on it.
-func fuzzSecret(what string) string {
-	return what + "-7Qm2xV9kR4tW8zJ3"
-}
-
-// fuzzTop matches the start of a body that is a JSON object.
-var fuzzTop = regexp.MustCompile(`^\s*\{`)
-
-// fuzzPlant inserts members (name, value, name, value, ...) as string members right after the
-// first match of at, an expression that ends with an object's '{'; the rest of the body stays
-// as it was, byte for byte. A body without a match is returned as it is.
-func fuzzPlant(body []byte, at *regexp.Regexp, members ...string) []byte {
-	loc := at.FindIndex(body)
-	if loc == nil {
-		return body
-	}
-	var ins []byte
-	for i := 0; i+1 < len(members); i += 2 {
-		if i > 0 {
-			ins = append(ins, ',')
-		}
-		ins = fmt.Appendf(ins, "%q: %q", members[i], members[i+1])
-	}
-	rest := body[loc[1]:]
-	if r := bytes.TrimLeft(rest, " \t\r\n"); len(r) > 0 && r[0] != '}' {
-		ins = append(ins, ',')
-	}
-	out := append([]byte{}, body[:loc[1]]...)
-	out = append(out, ins...)
-	return append(out, rest...)
-}
-
-// fuzzTransport answers every request in memory. It notes a request that a real
-// http.Transport would refuse to send (a header value with a control character).
-type fuzzTransport struct {
-	answer  func(*http.Request) (int, []byte)
-	refused []string
-}
-
-func (ft *fuzzTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.Body != nil {
-		b, _ := io.ReadAll(r.Body)
-		_ = r.Body.Close()
-		r.Body = io.NopCloser(bytes.NewReader(b)) // for answer to read
-	}
-	for name, values := range r.Header {
-		for _, v := range values {
-			for i := 0; i < len(v); i++ {
-				if c := v[i]; (c < 0x20 && c != '\t') || c == 0x7f {
-					ft.refused = append(ft.refused, fmt.Sprintf("%s %s: header %s holds byte 0x%02x", r.Method, r.URL.Path, name, c))
-					return nil, fmt.Errorf("net/http: invalid header field value for %q", name)
-				}
-			}
-		}
-	}
-	code, body := ft.answer(r)
-	return &http.Response{
-		Status:        fmt.Sprintf("%d %s", code, http.StatusText(code)),
-		StatusCode:    code,
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        http.Header{"Content-Type": {"application/json"}},
-		Body:          io.NopCloser(bytes.NewReader(body)),
-		ContentLength: int64(len(body)),
-		Request:       r,
-	}, nil
-}
-
-// check fails the test when a request was one that a real transport would refuse.
-func (ft *fuzzTransport) check(t *testing.T) {
-	t.Helper()
-	if len(ft.refused) > 0 {
-		t.Fatalf("a request that a real http.Transport refuses: %s", strings.Join(ft.refused, "; "))
-	}
-}
-
-// fuzzUpstream is the host's Upstream around ft, without retries.
-func fuzzUpstream(ft *fuzzTransport) *provider.Upstream {
-	return &provider.Upstream{
-		Transport:   ft,
-		MaxResponse: 1 << 20,
-	}
-}
-
-// fuzzError returns err's *provider.Error, failing the test when it has none.
-func fuzzError(t *testing.T, err error) *provider.Error {
-	t.Helper()
-	var pe *provider.Error
-	if !errors.As(err, &pe) {
-		t.Fatalf("error %T %v is not a *provider.Error", err, err)
-	}
-	return pe
-}
-
-// fuzzCheck checks what a client call returned: either a credential with a normalized status
-// and metadata that encodes, or a classified error whose detail (what clients and logs see) is
-// a short line of printable ASCII; no secret in either.
-func fuzzCheck(t *testing.T, cred *provider.Credential, err error, secrets ...string) {
-	t.Helper()
-	var text string
-	switch {
-	case err != nil:
-		pe := fuzzError(t, err)
-		switch pe.Kind {
-		case provider.KindUnavailable, provider.KindCanceled, provider.KindTimeout:
-			t.Fatalf("kind %v, which only the host or a deadline makes: %v", pe.Kind, err)
-		}
-		if len(pe.Detail) > 200 {
-			t.Fatalf("a detail of %d bytes: %q", len(pe.Detail), pe.Detail)
-		}
-		for i := 0; i < len(pe.Detail); i++ {
-			if c := pe.Detail[i]; c < 0x20 || c > 0x7e {
-				t.Fatalf("detail %q holds byte 0x%02x: free text of the answer?", pe.Detail, c)
-			}
-		}
-		text = err.Error() + "\n" + pe.Detail
-	case cred == nil:
-		t.Fatal("neither a credential nor an error")
-	default:
-		switch cred.Status {
-		case provider.StatusActive, provider.StatusInactive, provider.StatusRevoked, provider.StatusUnknown:
-		default:
-			t.Fatalf("status %q", cred.Status)
-		}
-		switch cred.PendingStatus {
-		case "", provider.StatusActive, provider.StatusInactive, provider.StatusRevoked:
-		default:
-			t.Fatalf("pending status %q", cred.PendingStatus)
-		}
-		meta, err := json.Marshal(cred.Metadata)
-		if err != nil {
-			t.Fatalf("metadata does not encode: %v", err)
-		}
-		all, err := json.Marshal(cred)
-		if err != nil {
-			t.Fatalf("credential does not encode: %v", err)
-		}
-		text = string(meta) + "\n" + string(all) + "\n" + cred.ProviderStatus
-	}
-	for _, s := range secrets {
-		if strings.Contains(text, s) {
-			t.Fatalf("secret %q leaked: %s", s, text)
-		}
 	}
 }
