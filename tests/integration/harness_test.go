@@ -185,7 +185,7 @@ func basicAuth(user, password string) string {
 // up, and then looks for goroutines that should have ended: probes, token fetches,
 // connections to providers, breakers' timers. What stays by design is ignored: caddytest's
 // Caddy itself (its command loop, signal traps and admin endpoint) and the file log writer's
-// rotation goroutine, which lumberjack never stops.
+// rotation goroutine, which timberjack never stops.
 func checkLeaks() int {
 	req, _ := http.NewRequest("POST", "http://localhost:2999/load", strings.NewReader(`{"admin": {"listen": "localhost:2999"}}`))
 	req.Header.Set("Content-Type", "application/json")
@@ -201,7 +201,7 @@ func checkLeaks() int {
 		goleak.IgnoreTopFunction("github.com/caddyserver/caddy/v2.trapSignalsCrossPlatform.func1"),
 		goleak.IgnoreTopFunction("github.com/caddyserver/caddy/v2.trapSignalsPosix.func1"),
 		goleak.IgnoreAnyFunction("github.com/caddyserver/caddy/v2.replaceLocalAdminServer.func2"),
-		goleak.IgnoreTopFunction("gopkg.in/natefinch/lumberjack%2ev2.(*Logger).millRun"),
+		goleak.IgnoreTopFunction("github.com/DeRuina/timberjack.(*Logger).millRun"), // Caddy's file log writer
 		goleak.IgnoreTopFunction("github.com/golang/glog.(*fileSink).flushDaemon"),     // a dependency's init
 		goleak.IgnoreAnyFunction("github.com/caddyserver/certmagic.keepLockfileFresh"), // TLS storage cleaning, started with Caddy
 	)
