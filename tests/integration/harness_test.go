@@ -201,7 +201,7 @@ func checkLeaks() int {
 		goleak.IgnoreTopFunction("github.com/caddyserver/caddy/v2.trapSignalsCrossPlatform.func1"),
 		goleak.IgnoreTopFunction("github.com/caddyserver/caddy/v2.trapSignalsPosix.func1"),
 		goleak.IgnoreAnyFunction("github.com/caddyserver/caddy/v2.replaceLocalAdminServer.func2"),
-		goleak.IgnoreTopFunction("github.com/DeRuina/timberjack.(*Logger).millRun"), // Caddy's file log writer
+		goleak.IgnoreTopFunction("github.com/DeRuina/timberjack.(*Logger).millRun"),    // Caddy's file log writer
 		goleak.IgnoreTopFunction("github.com/golang/glog.(*fileSink).flushDaemon"),     // a dependency's init
 		goleak.IgnoreAnyFunction("github.com/caddyserver/certmagic.keepLockfileFresh"), // TLS storage cleaning, started with Caddy
 	)
