@@ -6,7 +6,7 @@ package credgate
 
 import (
 	// The host handler.
-	_ "github.com/credgate/credgate/module"
+	_ "github.com/credgate/credgate/module/credentialstatus"
 
 	// The adapters, one module each in http.credential_status.providers.
 	_ "github.com/credgate/credgate/adapters/digicert"

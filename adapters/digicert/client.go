@@ -39,7 +39,7 @@ func NewClient(baseURL, apiKey string, up *provider.Upstream) *Client {
 // metadata passes on the non-secret members of a DigiCert API key as they came, under the
 // same names: id, name, account_id, created_at, last_used_date and api_key_last4 (DigiCert's
 // own redacted form of the key, meant for display). Nothing else of the answer is copied.
-var metadata = provider.NewProjection(
+var metadata = newProjection(
 	"id", "id",
 	"name", "name",
 	"account_id", "account_id",
@@ -109,9 +109,9 @@ func (c *Client) Change(ctx context.Context, ch *provider.Change) (*provider.Res
 func decodeKey(resp *provider.Response) (*provider.Credential, error) {
 	meta := append(make([]byte, 0, len(resp.Body)+1), '{')
 	var status []byte
-	err := provider.Members(resp.Body, func(key, value []byte) {
+	err := members(resp.Body, func(key, value []byte) {
 		if string(key) == "status" {
-			status, _ = provider.StringValue(value)
+			status, _ = stringValue(value)
 			return
 		}
 		meta = metadata.Append(meta, key, value)
@@ -128,7 +128,7 @@ func decodeKey(resp *provider.Response) (*provider.Credential, error) {
 	default:
 		c.ProviderStatus = string(status)
 	}
-	if m := provider.EndObject(meta); m != nil {
+	if m := endObject(meta); m != nil {
 		c.Metadata = m
 	}
 	return c, nil

@@ -4,7 +4,6 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
-	"github.com/credgate/credgate/module"
 	"github.com/credgate/credgate/module/provider"
 )
 
@@ -19,7 +18,7 @@ func init() {
 //		... the options every provider takes ...
 //	}
 type DigiCert struct {
-	module.ProviderOptions
+	provider.Options
 
 	// The partner API key, sent as X-PARTNER-APIKEY. Give it as a placeholder,
 	// {env.NAME} or {file./path}: it is resolved at provisioning and never written back.
@@ -31,7 +30,7 @@ type DigiCert struct {
 // CaddyModule returns the Caddy module information.
 func (*DigiCert) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{
-		ID:  module.Namespace + ".digicert",
+		ID:  provider.Namespace + ".digicert",
 		New: func() caddy.Module { return new(DigiCert) },
 	}
 }
@@ -39,13 +38,13 @@ func (*DigiCert) CaddyModule() caddy.ModuleInfo {
 // Provision resolves the partner key's placeholders.
 func (a *DigiCert) Provision(caddy.Context) error {
 	var err error
-	a.apiKey, err = module.ResolveSecret(caddy.NewReplacer(), "api_key", a.APIKey)
+	a.apiKey, err = provider.ResolveSecret(caddy.NewReplacer(), "api_key", a.APIKey)
 	return err
 }
 
 // Vendor returns DigiCert's origin, ID format and capabilities: active and inactive only.
-func (*DigiCert) Vendor() module.Vendor {
-	return module.Vendor{BaseURL: DefaultBaseURL, IDPattern: IDPattern}
+func (*DigiCert) Vendor() provider.Vendor {
+	return provider.Vendor{BaseURL: DefaultBaseURL, IDPattern: IDPattern}
 }
 
 // Open returns the vendor client.
@@ -58,7 +57,7 @@ func (a *DigiCert) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return a.ParseProviderBlock(d, func(d *caddyfile.Dispenser) error {
 		switch d.Val() {
 		case "api_key":
-			return module.ParseString(d, &a.APIKey)
+			return provider.ParseString(d, &a.APIKey)
 		}
 		return d.Errf("digicert: unknown option %q", d.Val())
 	})
@@ -66,6 +65,6 @@ func (a *DigiCert) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 
 // Interface guards.
 var (
-	_ module.Adapter        = (*DigiCert)(nil)
+	_ provider.Adapter      = (*DigiCert)(nil)
 	_ caddyfile.Unmarshaler = (*DigiCert)(nil)
 )

@@ -6,7 +6,6 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
-	"github.com/credgate/credgate/module"
 	"github.com/credgate/credgate/module/provider"
 )
 
@@ -25,7 +24,7 @@ func init() {
 //		... the options every provider takes ...
 //	}
 type Palisade struct {
-	module.ProviderOptions
+	provider.Options
 
 	// A static access token, sent as "Authorization: Bearer <token>". Give it as a
 	// placeholder, {env.NAME} or {file./path}: it is resolved at provisioning and never
@@ -46,7 +45,7 @@ type Palisade struct {
 // CaddyModule returns the Caddy module information.
 func (*Palisade) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{
-		ID:  module.Namespace + ".palisade",
+		ID:  provider.Namespace + ".palisade",
 		New: func() caddy.Module { return new(Palisade) },
 	}
 }
@@ -64,20 +63,20 @@ func (a *Palisade) Provision(caddy.Context) error {
 	repl := caddy.NewReplacer()
 	var err error
 	if !oauth {
-		a.token, err = module.ResolveSecret(repl, "token", a.Token)
+		a.token, err = provider.ResolveSecret(repl, "token", a.Token)
 		return err
 	}
-	if a.clientID, err = module.ResolveSecret(repl, "client_id", a.ClientID); err != nil {
+	if a.clientID, err = provider.ResolveSecret(repl, "client_id", a.ClientID); err != nil {
 		return err
 	}
-	a.clientSecret, err = module.ResolveSecret(repl, "client_secret", a.ClientSecret)
+	a.clientSecret, err = provider.ResolveSecret(repl, "client_secret", a.ClientSecret)
 	return err
 }
 
 // Vendor returns Palisade's origin, ID format and capabilities: active and inactive only. A
 // deleted credential is reported as revoked, but the gateway never deletes one.
-func (*Palisade) Vendor() module.Vendor {
-	return module.Vendor{BaseURL: DefaultBaseURL, IDPattern: IDPattern}
+func (*Palisade) Vendor() provider.Vendor {
+	return provider.Vendor{BaseURL: DefaultBaseURL, IDPattern: IDPattern}
 }
 
 // Open returns the vendor client.
@@ -96,11 +95,11 @@ func (a *Palisade) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return a.ParseProviderBlock(d, func(d *caddyfile.Dispenser) error {
 		switch d.Val() {
 		case "token":
-			return module.ParseString(d, &a.Token)
+			return provider.ParseString(d, &a.Token)
 		case "client_id":
-			return module.ParseString(d, &a.ClientID)
+			return provider.ParseString(d, &a.ClientID)
 		case "client_secret":
-			return module.ParseString(d, &a.ClientSecret)
+			return provider.ParseString(d, &a.ClientSecret)
 		}
 		return d.Errf("palisade: unknown option %q", d.Val())
 	})
@@ -108,6 +107,6 @@ func (a *Palisade) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 
 // Interface guards.
 var (
-	_ module.Adapter        = (*Palisade)(nil)
+	_ provider.Adapter      = (*Palisade)(nil)
 	_ caddyfile.Unmarshaler = (*Palisade)(nil)
 )

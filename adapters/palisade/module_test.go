@@ -11,7 +11,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/credgate/credgate/module"
 	"github.com/credgate/credgate/module/provider"
 )
 
@@ -189,7 +188,7 @@ func TestVendorAndModule(t *testing.T) {
 	assert.False(t, re.MatchString("12345"))
 	assert.False(t, re.MatchString("013xrzp12g3nqk8n7f8f9jbg8d18q7tm"))
 
-	info, err := caddy.GetModule(module.Namespace + ".palisade")
+	info, err := caddy.GetModule(provider.Namespace + ".palisade")
 	require.NoError(t, err)
 	assert.IsType(t, new(Palisade), info.New())
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/credgate/credgate/module"
+	"github.com/credgate/credgate/module/credentialstatus"
 	"github.com/credgate/credgate/tests/sim"
 )
 
@@ -29,7 +29,7 @@ func TestThroughTheHost(t *testing.T) {
 		"tokens": map[string]any{"adapter": "prefactor", "base_url": s.URL, "token": "{env.CREDGATE_TEST_PREFACTOR_HOST}"},
 	}})
 	require.NoError(t, err)
-	h := new(module.Handler)
+	h := new(credentialstatus.Handler)
 	require.NoError(t, json.Unmarshal(cfg, h))
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
@@ -78,10 +78,10 @@ func TestThroughTheHost(t *testing.T) {
 
 	code, out = do("PUT", sim.PrefactorDemoRevoked, `{"status": "active"}`)
 	assert.Equal(t, http.StatusConflict, code, out)
-	assert.Equal(t, module.ProblemTypePrefix+"transition-not-allowed", out["type"])
+	assert.Equal(t, credentialstatus.ProblemTypePrefix+"transition-not-allowed", out["type"])
 	assert.Equal(t, 0, s.Writes())
 
 	code, out = do("GET", "013xrzp12g3nqk8nr5vkdt0k3n0000zz", "")
 	assert.Equal(t, http.StatusNotFound, code, out)
-	assert.Equal(t, module.ProblemTypePrefix+"credential-not-found", out["type"])
+	assert.Equal(t, credentialstatus.ProblemTypePrefix+"credential-not-found", out["type"])
 }

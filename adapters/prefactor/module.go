@@ -4,7 +4,6 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
-	"github.com/credgate/credgate/module"
 	"github.com/credgate/credgate/module/provider"
 )
 
@@ -19,7 +18,7 @@ func init() {
 //		... the options every provider takes ...
 //	}
 type Prefactor struct {
-	module.ProviderOptions
+	provider.Options
 
 	// The Prefactor API token the gateway authenticates with, sent as
 	// "Authorization: Bearer <token>". Give it as a placeholder, {env.NAME} or {file./path}:
@@ -32,7 +31,7 @@ type Prefactor struct {
 // CaddyModule returns the Caddy module information.
 func (*Prefactor) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{
-		ID:  module.Namespace + ".prefactor",
+		ID:  provider.Namespace + ".prefactor",
 		New: func() caddy.Module { return new(Prefactor) },
 	}
 }
@@ -40,14 +39,14 @@ func (*Prefactor) CaddyModule() caddy.ModuleInfo {
 // Provision resolves the API token's placeholders.
 func (a *Prefactor) Provision(caddy.Context) error {
 	var err error
-	a.token, err = module.ResolveSecret(caddy.NewReplacer(), "token", a.Token)
+	a.token, err = provider.ResolveSecret(caddy.NewReplacer(), "token", a.Token)
 	return err
 }
 
 // Vendor returns Prefactor's origin, ID format (PFID) and capabilities: active, inactive
 // (suspended) and a permanent revoked state.
-func (*Prefactor) Vendor() module.Vendor {
-	return module.Vendor{
+func (*Prefactor) Vendor() provider.Vendor {
+	return provider.Vendor{
 		BaseURL:      DefaultBaseURL,
 		IDPattern:    IDPattern,
 		Capabilities: provider.Capabilities{Revoke: true},
@@ -64,7 +63,7 @@ func (a *Prefactor) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return a.ParseProviderBlock(d, func(d *caddyfile.Dispenser) error {
 		switch d.Val() {
 		case "token":
-			return module.ParseString(d, &a.Token)
+			return provider.ParseString(d, &a.Token)
 		}
 		return d.Errf("prefactor: unknown option %q", d.Val())
 	})
@@ -72,6 +71,6 @@ func (a *Prefactor) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 
 // Interface guards.
 var (
-	_ module.Adapter        = (*Prefactor)(nil)
+	_ provider.Adapter      = (*Prefactor)(nil)
 	_ caddyfile.Unmarshaler = (*Prefactor)(nil)
 )

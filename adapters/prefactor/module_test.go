@@ -11,7 +11,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/credgate/credgate/module"
 	"github.com/credgate/credgate/module/provider"
 	"github.com/credgate/credgate/tests/sim"
 )
@@ -50,7 +49,7 @@ func TestCaddyfile(t *testing.T) {
 	assert.Equal(t, 8, a.MaxConnections)
 	assert.Equal(t, "/etc/ca.pem", a.TLSCAFile)
 	require.NotNil(t, a.Breaker)
-	assert.Equal(t, module.BreakerConfig{Failures: 3, OpenFor: caddy.Duration(10 * time.Second), HalfOpenRequests: 2}, *a.Breaker)
+	assert.Equal(t, provider.BreakerConfig{Failures: 3, OpenFor: caddy.Duration(10 * time.Second), HalfOpenRequests: 2}, *a.Breaker)
 
 	out, err := json.Marshal(a)
 	require.NoError(t, err)

@@ -7,7 +7,6 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
-	"github.com/credgate/credgate/module"
 	"github.com/credgate/credgate/module/provider"
 )
 
@@ -26,7 +25,7 @@ func init() {
 //		... the options every provider takes ...
 //	}
 type ZStack struct {
-	module.ProviderOptions
+	provider.Options
 
 	// The API token, sent as "Authorization: Bearer <token>". Give it as a placeholder,
 	// {env.NAME} or {file./path}: it is resolved at provisioning and never written back.
@@ -47,7 +46,7 @@ type ZStack struct {
 // CaddyModule returns the Caddy module information.
 func (*ZStack) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{
-		ID:  module.Namespace + ".zstack",
+		ID:  provider.Namespace + ".zstack",
 		New: func() caddy.Module { return new(ZStack) },
 	}
 }
@@ -55,7 +54,7 @@ func (*ZStack) CaddyModule() caddy.ModuleInfo {
 // Provision resolves the token's placeholders and applies the defaults.
 func (a *ZStack) Provision(caddy.Context) error {
 	var err error
-	if a.token, err = module.ResolveSecret(caddy.NewReplacer(), "token", a.Token); err != nil {
+	if a.token, err = provider.ResolveSecret(caddy.NewReplacer(), "token", a.Token); err != nil {
 		return err
 	}
 	if a.Operator == "" {
@@ -77,8 +76,8 @@ func (a *ZStack) Validate() error {
 
 // Vendor returns ZStack's ID format and capabilities: no public origin (base_url is
 // required), no revoked state, and a status that is an expiry.
-func (*ZStack) Vendor() module.Vendor {
-	return module.Vendor{IDPattern: IDPattern, Capabilities: provider.Capabilities{Expiry: true}}
+func (*ZStack) Vendor() provider.Vendor {
+	return provider.Vendor{IDPattern: IDPattern, Capabilities: provider.Capabilities{Expiry: true}}
 }
 
 // Open returns the vendor client.
@@ -94,11 +93,11 @@ func (a *ZStack) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return a.ParseProviderBlock(d, func(d *caddyfile.Dispenser) error {
 		switch d.Val() {
 		case "token":
-			return module.ParseString(d, &a.Token)
+			return provider.ParseString(d, &a.Token)
 		case "operator":
-			return module.ParseString(d, &a.Operator)
+			return provider.ParseString(d, &a.Operator)
 		case "reactivate_for":
-			return module.ParseDuration(d, &a.ReactivateFor)
+			return provider.ParseDuration(d, &a.ReactivateFor)
 		}
 		return d.Errf("zstack: unknown option %q", d.Val())
 	})
@@ -106,7 +105,7 @@ func (a *ZStack) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 
 // Interface guards.
 var (
-	_ module.Adapter        = (*ZStack)(nil)
+	_ provider.Adapter      = (*ZStack)(nil)
 	_ caddy.Validator       = (*ZStack)(nil)
 	_ caddyfile.Unmarshaler = (*ZStack)(nil)
 )

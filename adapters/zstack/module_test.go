@@ -13,7 +13,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/credgate/credgate/module"
 	"github.com/credgate/credgate/module/provider"
 )
 
@@ -132,7 +131,7 @@ func TestOpenNeedsProvision(t *testing.T) {
 func TestModuleAndVendor(t *testing.T) {
 	info := new(ZStack).CaddyModule()
 	assert.Equal(t, caddy.ModuleID("http.credential_status.providers.zstack"), info.ID)
-	_, ok := info.New().(module.Adapter)
+	_, ok := info.New().(provider.Adapter)
 	assert.True(t, ok)
 
 	v := new(ZStack).Vendor()

@@ -10,7 +10,6 @@ import (
 	"net/http/httptrace"
 	"net/url"
 	"strconv"
-	"sync/atomic"
 	"time"
 )
 
@@ -29,15 +28,7 @@ type Upstream struct {
 	// Backoff is the first wait between attempts. It doubles up to MaxBackoff, with jitter.
 	Backoff    time.Duration
 	MaxBackoff time.Duration
-
-	// pausedUntil is when the provider's last 429 asked the gateway to wait until (unix
-	// nanoseconds). The calls whose context says so (see WaitForRateLimit: a batch's) wait for
-	// it, so that one rate limit slows all of them down rather than each finding it out.
-	pausedUntil atomic.Int64
 }
-
-// DefaultRateLimitPause is how long calls wait after a 429 that gave no Retry-After.
-const DefaultRateLimitPause = time.Second
 
 // Response is a vendor answer read whole.
 type Response struct {
@@ -60,13 +51,7 @@ type Response struct {
 // the context's deadline: the provider's timeout is the budget of all attempts together.
 func (u *Upstream) Do(req *http.Request, idempotent bool) (*Response, error) {
 	ctx := req.Context()
-	waits := ctx.Value(waitKey{}) != nil
 	for attempt := 0; ; attempt++ {
-		if waits {
-			if err := u.waitPause(ctx); err != nil {
-				return nil, err
-			}
-		}
 		if attempt > 0 && req.GetBody != nil {
 			body, err := req.GetBody()
 			if err != nil {
@@ -77,10 +62,6 @@ func (u *Upstream) Do(req *http.Request, idempotent bool) (*Response, error) {
 		resp, retry, err := u.send(req, idempotent)
 		if err == nil {
 			return resp, nil
-		}
-		var rl *Error
-		if errors.As(err, &rl) && rl.Kind == KindRateLimited {
-			u.pause(rl.RetryAfter)
 		}
 		if !retry || attempt >= u.Retries || (req.GetBody == nil && req.Body != nil && req.Body != http.NoBody) {
 			return nil, err
@@ -103,63 +84,6 @@ func (u *Upstream) Do(req *http.Request, idempotent bool) (*Response, error) {
 	}
 }
 
-// pause makes the provider's calls wait d (DefaultRateLimitPause when 0) from now, unless
-// they wait longer already.
-func (u *Upstream) pause(d time.Duration) {
-	if d <= 0 {
-		d = DefaultRateLimitPause
-	}
-	until := time.Now().Add(d).UnixNano()
-	for {
-		cur := u.pausedUntil.Load()
-		if cur >= until || u.pausedUntil.CompareAndSwap(cur, until) {
-			return
-		}
-	}
-}
-
-// waitPause waits while the provider's rate limit lasts. When it lasts past ctx's deadline,
-// it does not wait: the call fails at once as rate-limited, with the time left.
-func (u *Upstream) waitPause(ctx context.Context) error {
-	until := u.pausedUntil.Load()
-	if until == 0 {
-		return nil
-	}
-	wait := time.Until(time.Unix(0, until))
-	if wait <= 0 {
-		return nil
-	}
-	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) <= wait {
-		return &Error{Kind: KindRateLimited, RetryAfter: wait, Detail: "provider rate limit reached: the gateway waits as the provider asked"}
-	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ContextError(ctx, ctx.Err())
-	case <-t.C:
-		return nil
-	}
-}
-
-type waitKey struct{}
-
-// WaitForRateLimit returns a context whose calls wait, before they are sent, while the
-// provider's last 429 asked to (its Retry-After, or DefaultRateLimitPause). A batch's calls
-// do; a single request's do not, and find out for themselves (Do's own retries).
-func WaitForRateLimit(ctx context.Context) context.Context {
-	return context.WithValue(ctx, waitKey{}, true)
-}
-
-type statusKey struct{}
-
-// RecordStatus returns a context in which every answer that Do receives stores its HTTP
-// status in rec, the last one winning: the host's audit trail gives the status of the
-// provider's last answer to a change.
-func RecordStatus(ctx context.Context, rec *atomic.Int32) context.Context {
-	return context.WithValue(ctx, statusKey{}, rec)
-}
-
 // send makes one attempt. retry says whether the failure is one that may be repeated.
 func (u *Upstream) send(req *http.Request, idempotent bool) (*Response, bool, error) {
 	wrote := false
@@ -176,9 +100,6 @@ func (u *Upstream) send(req *http.Request, idempotent bool) (*Response, bool, er
 	}
 	defer resp.Body.Close()
 
-	if rec, ok := req.Context().Value(statusKey{}).(*atomic.Int32); ok {
-		rec.Store(int32(resp.StatusCode))
-	}
 	body, err := readBounded(resp, u.MaxResponse)
 	if err != nil {
 		if req.Context().Err() != nil {

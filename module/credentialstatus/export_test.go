@@ -1,0 +1,16 @@
+package credentialstatus
+
+import (
+	"net/http"
+
+	"go.uber.org/zap"
+)
+
+// SetTransport replaces the HTTP transport of the provider named name, so that a test or a
+// benchmark can answer its calls in memory.
+func SetTransport(h *Handler, name string, rt http.RoundTripper) {
+	h.backends[name].up.Transport = rt
+}
+
+// SetAuditLogger replaces the logger of the handler's audit trail.
+func SetAuditLogger(h *Handler, l *zap.Logger) { h.auditLog = l }

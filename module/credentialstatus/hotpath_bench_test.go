@@ -1,0 +1,109 @@
+package credentialstatus_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	_ "github.com/credgate/credgate/adapters/digicert"
+	credentialstatus "github.com/credgate/credgate/module/credentialstatus"
+)
+
+// memTransport answers every call in memory, without allocating, so that the benchmark
+// counts what the gateway allocates: GET with a DigiCert API key, PUT with 204.
+type memTransport struct {
+	get     []byte
+	rd      bytes.Reader
+	body    io.ReadCloser
+	getResp http.Response
+	putResp http.Response
+}
+
+func newMemTransport(get []byte) *memTransport {
+	m := &memTransport{get: get}
+	m.body = io.NopCloser(&m.rd)
+	m.getResp = http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"application/json"}}, ContentLength: int64(len(get))}
+	m.putResp = http.Response{StatusCode: 204, Header: http.Header{}, Body: http.NoBody}
+	return m
+}
+
+func (m *memTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body != nil {
+		_, _ = io.Copy(io.Discard, r.Body)
+		r.Body.Close()
+	}
+	if r.Method == http.MethodGet {
+		m.rd.Reset(m.get)
+		m.getResp.Body, m.getResp.Request = m.body, r
+		return &m.getResp, nil
+	}
+	m.putResp.Request = r
+	return &m.putResp, nil
+}
+
+// discard is a ResponseWriter that keeps nothing but its header map.
+type discard struct {
+	h    http.Header
+	code int
+}
+
+func (d *discard) Header() http.Header         { return d.h }
+func (d *discard) Write(b []byte) (int, error) { return len(b), nil }
+func (d *discard) WriteHeader(code int)        { d.code = code }
+
+func provisionBench(b *testing.B) *credentialstatus.Handler {
+	b.Helper()
+	h := new(credentialstatus.Handler)
+	cfg := `{"providers": {"dc": {"adapter": "digicert", "api_key": "k"}}}`
+	if err := json.Unmarshal([]byte(cfg), h); err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	b.Cleanup(cancel)
+	if err := h.Provision(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = h.Cleanup() })
+	// The audit trail is on, as in a real deployment (INFO), and encoded as Caddy's JSON
+	// log encoder would, into io.Discard.
+	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
+	credentialstatus.SetAuditLogger(h, zap.New(zapcore.NewCore(enc, zapcore.AddSync(io.Discard), zap.InfoLevel)))
+	credentialstatus.SetTransport(h, "dc", newMemTransport([]byte(`{"id":12345,"name":"build-server","account_id":1001,"status":"active","created_at":"2024-05-01T09:30:00Z","last_used_date":"2026-11-20T17:02:11Z","api_key_last4":"4345"}`)))
+	return h
+}
+
+func BenchmarkCachedRequest(b *testing.B) {
+	h := provisionBench(b)
+	body := `{"status":"active"}`
+	rd := strings.NewReader(body)
+	req, _ := http.NewRequest("PUT", "http://gw/credentials/12345/status", rd)
+	req.Header.Set("Content-Type", "application/json")
+	req = req.WithContext(context.WithValue(context.Background(), caddy.ReplacerCtxKey, caddy.NewReplacer()))
+	w := &discard{h: http.Header{}}
+	next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
+	serve := func() {
+		rd.Reset(body)
+		req.Body = io.NopCloser(rd)
+		for k := range w.h {
+			delete(w.h, k)
+		}
+		if err := h.ServeHTTP(w, req, next); err != nil || w.code != 200 {
+			b.Fatalf("status %d, err %v", w.code, err)
+		}
+	}
+	serve() // resolves and caches the ID
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		serve()
+	}
+}

@@ -1,0 +1,207 @@
+package credentialstatus
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/credgate/credgate/module/provider"
+	"github.com/credgate/credgate/module/resolve"
+)
+
+// read returns the status of credential id at the provider named by hint, or at the provider
+// that owns it.
+func (h *Handler) read(r *http.Request, id, hint string) (*provider.Credential, *backend, *Problem) {
+	ctx := r.Context()
+	return withOwner(h, ctx, id, hint, false, func(b *backend, probed *provider.Credential) (*provider.Credential, error) {
+		if probed != nil {
+			return probed, nil // the probe read it a moment ago
+		}
+		return b.read(ctx, id, false)
+	})
+}
+
+// change gives credential id the requested status at the provider named by the request, or
+// at the provider that owns it.
+func (h *Handler) change(r *http.Request, rec *changeRecord) (*provider.Result, *backend, *Problem) {
+	return withOwner(h, r.Context(), rec.id, rec.req.hint, false, h.changeOp(r.Context(), rec, false))
+}
+
+// changeOp is the operation of a change, once its provider is known; batch says it is a
+// batch item's.
+func (h *Handler) changeOp(ctx context.Context, rec *changeRecord, batch bool) func(*backend, *provider.Credential) (*provider.Result, error) {
+	req := &rec.req
+	c := &provider.Change{
+		ID:             rec.id,
+		Status:         req.status,
+		ExpiresAt:      req.expiresAt,
+		IdempotencyKey: req.key,
+		Operator:       rec.origin.caller,
+	}
+	// Once a status change starts, it runs to its end or to the provider's timeout even if the
+	// client goes away: a kill switch must not be left half-thrown by a dropped connection.
+	changeCtx := withStatusRecord(context.WithoutCancel(ctx), &rec.upstream)
+	return func(b *backend, _ *provider.Credential) (*provider.Result, error) {
+		if p := checkCapabilities(b, req); p != nil {
+			return nil, p
+		}
+		return b.change(changeCtx, c, batch)
+	}
+}
+
+// preview answers what a change would do, reading only: the provider's capabilities are
+// checked as for the change, and the credential is read (or taken from the probe that found
+// its provider).
+func (h *Handler) preview(ctx context.Context, id string, req *changeRequest) (*statusBody, *backend, *Problem) {
+	cred, b, p := withOwner(h, ctx, id, req.hint, false, h.previewOp(ctx, id, req, false))
+	if p != nil {
+		return nil, b, p
+	}
+	return previewBody(id, b, req, cred), b, nil
+}
+
+func (h *Handler) previewOp(ctx context.Context, id string, req *changeRequest, batch bool) func(*backend, *provider.Credential) (*provider.Credential, error) {
+	return func(b *backend, probed *provider.Credential) (*provider.Credential, error) {
+		if p := checkCapabilities(b, req); p != nil {
+			return nil, p
+		}
+		cred := probed
+		if cred == nil {
+			var err error
+			if cred, err = b.read(ctx, id, batch); err != nil {
+				return nil, err
+			}
+		}
+		// Revoked is for good: the change would be refused, as the dry run says.
+		if cred.Status == provider.StatusRevoked && req.status != provider.StatusRevoked {
+			p := newProblem(probTransition, "credential "+id+" is revoked at provider "+b.name+": a revoked credential cannot be made "+string(req.status))
+			p.Provider = b.name
+			return nil, p
+		}
+		return cred, nil
+	}
+}
+
+// previewBody is a dry run's answer. A change would happen when the status differs, or when
+// an expiry is asked for (the gateway cannot tell whether the provider's equals it).
+func previewBody(id string, b *backend, req *changeRequest, cred *provider.Credential) *statusBody {
+	would := cred.Status != req.status || !req.expiresAt.IsZero()
+	return &statusBody{
+		ID: id, Provider: b.name, Adapter: b.adapter, Status: cred.Status, ProviderStatus: cred.ProviderStatus,
+		DryRun: true, Current: cred.Status, RequestedStatus: req.status, WouldChange: &would, Credential: cred.Metadata,
+	}
+}
+
+// checkCapabilities refuses, before any call, what the provider cannot express.
+func checkCapabilities(b *backend, req *changeRequest) *Problem {
+	if req.status == provider.StatusRevoked && !b.caps.Revoke {
+		p := newProblem(probUnsupported, "provider "+b.name+" ("+b.adapter+") has no permanent revoked state; use inactive")
+		p.Provider = b.name
+		return p
+	}
+	if !req.expiresAt.IsZero() && !b.caps.Expiry {
+		p := newProblem(probUnsupported, "provider "+b.name+" ("+b.adapter+") has no expiry; expires_at applies only to expiry-based providers")
+		p.Provider = b.name
+		return p
+	}
+	return nil
+}
+
+// withOwner runs op at the provider named by hint, or else at the provider that owns id (see
+// package resolve). batch says the calls are a batch item's.
+func withOwner[T any](h *Handler, ctx context.Context, id, hint string, batch bool, op func(*backend, *provider.Credential) (T, error)) (T, *backend, *Problem) {
+	var zero T
+	o, err := h.resolver.Resolve(ctx, id, hint, h.reader(batch))
+	countResolution(o)
+	if err != nil {
+		return zero, nil, resolutionProblem(err, id)
+	}
+	return runAtOwner(h, ctx, id, o, batch, op)
+}
+
+// runAtOwner runs op at the owner that resolution found for id. A cached owner that no longer
+// knows the ID is forgotten, and resolution runs once more.
+func runAtOwner[T any](h *Handler, ctx context.Context, id string, o resolve.Owner, batch bool, op func(*backend, *provider.Credential) (T, error)) (T, *backend, *Problem) {
+	var zero T
+	b := h.ordered[o.Index]
+	v, err := op(b, o.Probed)
+	if err != nil && o.Cached && resolve.NotOwner(err) {
+		var rerr error
+		o, rerr = h.resolver.Retry(ctx, id, h.reader(batch))
+		countResolution(o)
+		if rerr != nil {
+			return zero, nil, resolutionProblem(rerr, id)
+		}
+		b = h.ordered[o.Index]
+		v, err = op(b, o.Probed)
+	}
+	if err != nil {
+		return zero, b, providerProblem(err, id, b.name)
+	}
+	if o.Remember {
+		h.resolver.Remember(id, o.Index)
+	}
+	return v, b, nil
+}
+
+// reader is how resolution reads at the handler's providers: through each provider's
+// breaker and timeout, as a batch's calls when batch is set. The handler keeps one of each,
+// so that passing one as a resolve.Reader costs nothing.
+type reader struct {
+	h     *Handler
+	batch bool
+}
+
+// Read implements resolve.Reader.
+func (r *reader) Read(ctx context.Context, i int, id string) (*provider.Credential, error) {
+	return r.h.ordered[i].read(ctx, id, r.batch)
+}
+
+func (h *Handler) reader(batch bool) *reader {
+	if batch {
+		return &h.readers[1]
+	}
+	return &h.readers[0]
+}
+
+// resolutionProblem maps what resolution returned instead of an owner to the API's problem.
+func resolutionProblem(err error, id string) *Problem {
+	var (
+		unknown   *resolve.UnknownProviderError
+		notFound  *resolve.NotFoundError
+		ambiguous *resolve.AmbiguousError
+		unavail   *resolve.UnavailableError
+		p         *Problem
+	)
+	switch {
+	case errors.As(err, &unknown):
+		p = newProblem(probUnknownProv, err.Error())
+	case errors.As(err, &notFound):
+		p = newProblem(probNotFound, err.Error())
+	case errors.As(err, &ambiguous):
+		p = newProblem(probAmbiguous, err.Error())
+		p.Providers = ambiguous.Owners
+	case errors.As(err, &unavail):
+		p = newProblem(probUnavailable, err.Error())
+		p.Providers, p.retryAfter = unavail.Providers, unavail.RetryAfter
+		if len(unavail.Providers) == 1 {
+			p.Provider = unavail.Providers[0]
+		}
+	default:
+		return providerProblem(err, id, "")
+	}
+	p.ID = id
+	return p
+}
+
+// caller is the authenticated user, when an authentication handler ran before this one.
+func caller(r *http.Request) string {
+	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if !ok {
+		return ""
+	}
+	user, _ := repl.GetString("http.auth.user.id")
+	return user
+}

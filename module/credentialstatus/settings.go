@@ -1,0 +1,117 @@
+package credentialstatus
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/credgate/credgate/module/provider"
+)
+
+// Defaults of the options every provider takes.
+const (
+	DefaultTimeout          = 10 * time.Second
+	DefaultMaxResponse      = 1 << 20
+	DefaultRetries          = 2
+	DefaultFailures         = 5
+	DefaultOpenFor          = 30 * time.Second
+	DefaultHalfOpenRequests = 1
+	DefaultMaxConnections   = 64
+	DefaultMaxConcurrent    = 8
+)
+
+// settings is what the host derives from a provider's options in Provision.
+type settings struct {
+	baseURL        string
+	pattern        *regexp.Regexp
+	timeout        time.Duration
+	retries        int
+	maxResponse    int64
+	maxConnections int
+	maxConcurrent  int
+	failures       int
+	openFor        time.Duration
+	halfOpen       int
+}
+
+// resolve applies the defaults (the vendor's where it has them) and checks every value.
+func resolveSettings(o *provider.Options, v provider.Vendor) (settings, error) {
+	s := settings{
+		baseURL:        o.BaseURL,
+		timeout:        time.Duration(o.Timeout),
+		retries:        DefaultRetries,
+		maxResponse:    o.MaxResponse,
+		maxConnections: o.MaxConnections,
+		maxConcurrent:  o.MaxConcurrent,
+		failures:       DefaultFailures,
+		openFor:        DefaultOpenFor,
+		halfOpen:       DefaultHalfOpenRequests,
+	}
+	if s.baseURL == "" {
+		s.baseURL = v.BaseURL
+	}
+	if s.baseURL == "" {
+		return s, fmt.Errorf("base_url is required: this vendor has no public origin")
+	}
+	u, err := url.Parse(s.baseURL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return s, fmt.Errorf("base_url %q: want an origin such as https://host[:port][/prefix]", s.baseURL)
+	}
+	s.baseURL = strings.TrimRight(s.baseURL, "/")
+
+	pattern := o.IDPattern
+	if pattern == "" {
+		pattern = v.IDPattern
+	}
+	if s.pattern, err = regexp.Compile(`^(?:` + pattern + `)$`); err != nil {
+		return s, fmt.Errorf("id_pattern: %v", err)
+	}
+
+	if s.timeout == 0 {
+		s.timeout = DefaultTimeout
+	}
+	if s.timeout < 0 {
+		return s, fmt.Errorf("timeout must be positive")
+	}
+	if o.Retries != nil {
+		s.retries = *o.Retries
+	}
+	if s.retries < 0 || s.retries > 10 {
+		return s, fmt.Errorf("retries must be between 0 and 10")
+	}
+	if s.maxResponse == 0 {
+		s.maxResponse = DefaultMaxResponse
+	}
+	if s.maxResponse < 0 {
+		return s, fmt.Errorf("max_response must be positive")
+	}
+	if s.maxConnections == 0 {
+		s.maxConnections = DefaultMaxConnections
+	}
+	if s.maxConnections < 0 {
+		return s, fmt.Errorf("max_connections must be positive")
+	}
+	if s.maxConcurrent == 0 {
+		s.maxConcurrent = DefaultMaxConcurrent
+	}
+	if s.maxConcurrent < 0 {
+		return s, fmt.Errorf("max_concurrent must be positive")
+	}
+	if b := o.Breaker; b != nil {
+		if b.Failures != 0 {
+			s.failures = b.Failures
+		}
+		if b.OpenFor != 0 {
+			s.openFor = time.Duration(b.OpenFor)
+		}
+		if b.HalfOpenRequests != 0 {
+			s.halfOpen = b.HalfOpenRequests
+		}
+	}
+	if s.failures < 1 || s.openFor <= 0 || s.halfOpen < 1 {
+		return s, fmt.Errorf("breaker: failures, open_for and half_open_requests must be positive")
+	}
+	return s, nil
+}
