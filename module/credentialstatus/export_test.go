@@ -3,6 +3,7 @@ package credentialstatus
 import (
 	"net/http"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
 )
 
@@ -14,3 +15,8 @@ func SetTransport(h *Handler, name string, rt http.RoundTripper) {
 
 // SetAuditLogger replaces the logger of the handler's audit trail.
 func SetAuditLogger(h *Handler, l *zap.Logger) { h.auditLog = l }
+
+// ResolutionCount reads the series of resolutions_total of result.
+func ResolutionCount(result string) float64 {
+	return testutil.ToFloat64(metricResolutions.WithLabelValues(result))
+}

@@ -180,8 +180,8 @@ func FuzzChangeBody(f *testing.F) {
 
 		if p != nil {
 			switch {
-			case p.Status == http.StatusBadRequest && p.Type == ProblemTypePrefix+probInvalid.suffix:
-			case p.Status == http.StatusUnprocessableEntity && p.Type == ProblemTypePrefix+probUnsupported.suffix:
+			case p.Status == http.StatusBadRequest && p.Type == ProblemTypePrefix+probInvalid.Suffix:
+			case p.Status == http.StatusUnprocessableEntity && p.Type == ProblemTypePrefix+probUnsupported.Suffix:
 			default:
 				t.Fatalf("refusal %d %s, want 400 invalid-request or 422 unsupported-status", p.Status, p.Type)
 			}

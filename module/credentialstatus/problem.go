@@ -13,34 +13,53 @@ import (
 // ProblemTypePrefix prefixes every problem type URI of the API.
 const ProblemTypePrefix = "urn:credgate:problem:"
 
-// problemKind is one row of the API's error table.
-type problemKind struct {
-	suffix string
-	title  string
-	status int
+// ProblemType is one row of the API's error table: a problem type and the HTTP status it
+// always comes with.
+type ProblemType struct {
+	// Suffix is the type's last part: the type is ProblemTypePrefix + Suffix.
+	Suffix string
+	Title  string
+	Status int
 }
 
+// problemKind is a row of the table, as the handler uses it.
+type problemKind = ProblemType
+
+// problemTable lists every problem type the handler answers, in the order defined below.
+var problemTable []ProblemType
+
+// defProblem adds a row to the table: every problem type is defined through it, so that the
+// table cannot miss one.
+func defProblem(suffix, title string, status int) problemKind {
+	k := ProblemType{Suffix: suffix, Title: title, Status: status}
+	problemTable = append(problemTable, k)
+	return k
+}
+
+// ProblemTypes returns the API's error table: every problem type the handler answers.
+func ProblemTypes() []ProblemType { return append([]ProblemType(nil), problemTable...) }
+
+// The problem types.
 var (
-	probInvalid      = problemKind{"invalid-request", "Invalid request", http.StatusBadRequest}
-	probUnknownProv  = problemKind{"unknown-provider", "Unknown provider", http.StatusBadRequest}
-	probMediaType    = problemKind{"unsupported-media-type", "Unsupported media type", http.StatusUnsupportedMediaType}
-	probTooLarge     = problemKind{"body-too-large", "Request body too large", http.StatusRequestEntityTooLarge}
-	probMethod       = problemKind{"method-not-allowed", "Method not allowed", http.StatusMethodNotAllowed}
-	probNotFound     = problemKind{"credential-not-found", "Credential not found", http.StatusNotFound}
-	probAmbiguous    = problemKind{"ambiguous-credential", "Ambiguous credential", http.StatusConflict}
-	probUnsupported  = problemKind{"unsupported-status", "Unsupported status", http.StatusUnprocessableEntity}
-	probTransition   = problemKind{"transition-not-allowed", "Transition not allowed", http.StatusConflict}
-	probForbidden    = problemKind{"provider-forbidden", "Provider forbids it", http.StatusForbidden}
-	probAuthFailed   = problemKind{"provider-auth-failed", "Provider rejected the gateway's credentials", http.StatusBadGateway}
-	probRateLimited  = problemKind{"provider-rate-limited", "Provider rate limit reached", http.StatusTooManyRequests}
-	probProviderErr  = problemKind{"provider-error", "Provider error", http.StatusBadGateway}
-	probTimeout      = problemKind{"provider-timeout", "Provider timeout", http.StatusGatewayTimeout}
-	probUnavailable  = problemKind{"provider-unavailable", "Provider unavailable", http.StatusServiceUnavailable}
-	probClientClosed = problemKind{"request-canceled", "Request canceled", 499}
-	// The Idempotency-Key layer's (idempotency.go).
-	probIdemInUse  = problemKind{"idempotency-key-in-use", "Idempotency key in use", http.StatusConflict}
-	probIdemReused = problemKind{"idempotency-key-reused", "Idempotency key reused", http.StatusUnprocessableEntity}
-	probIdemDown   = problemKind{"idempotency-unavailable", "Idempotency store unavailable", http.StatusServiceUnavailable}
+	probInvalid      = defProblem("invalid-request", "Invalid request", http.StatusBadRequest)
+	probUnknownProv  = defProblem("unknown-provider", "Unknown provider", http.StatusBadRequest)
+	probMediaType    = defProblem("unsupported-media-type", "Unsupported media type", http.StatusUnsupportedMediaType)
+	probTooLarge     = defProblem("body-too-large", "Request body too large", http.StatusRequestEntityTooLarge)
+	probMethod       = defProblem("method-not-allowed", "Method not allowed", http.StatusMethodNotAllowed)
+	probNotFound     = defProblem("credential-not-found", "Credential not found", http.StatusNotFound)
+	probAmbiguous    = defProblem("ambiguous-credential", "Ambiguous credential", http.StatusConflict)
+	probUnsupported  = defProblem("unsupported-status", "Unsupported status", http.StatusUnprocessableEntity)
+	probTransition   = defProblem("transition-not-allowed", "Transition not allowed", http.StatusConflict)
+	probForbidden    = defProblem("provider-forbidden", "Provider forbids it", http.StatusForbidden)
+	probAuthFailed   = defProblem("provider-auth-failed", "Provider rejected the gateway's credentials", http.StatusBadGateway)
+	probRateLimited  = defProblem("provider-rate-limited", "Provider rate limit reached", http.StatusTooManyRequests)
+	probProviderErr  = defProblem("provider-error", "Provider error", http.StatusBadGateway)
+	probTimeout      = defProblem("provider-timeout", "Provider timeout", http.StatusGatewayTimeout)
+	probUnavailable  = defProblem("provider-unavailable", "Provider unavailable", http.StatusServiceUnavailable)
+	probClientClosed = defProblem("request-canceled", "Request canceled", 499)
+	probIdemInUse    = defProblem("idempotency-key-in-use", "Idempotency key in use", http.StatusConflict)
+	probIdemReused   = defProblem("idempotency-key-reused", "Idempotency key reused", http.StatusUnprocessableEntity)
+	probIdemDown     = defProblem("idempotency-unavailable", "Idempotency store unavailable", http.StatusServiceUnavailable)
 )
 
 // Problem is an RFC 9457 problem detail, with the API's extension members.
@@ -70,7 +89,7 @@ func (p *Problem) Error() string { return p.Type + ": " + p.Detail }
 func (p *Problem) Suffix() string { return p.Type[len(ProblemTypePrefix):] }
 
 func newProblem(k problemKind, detail string) *Problem {
-	return &Problem{Type: ProblemTypePrefix + k.suffix, Title: k.title, Status: k.status, Detail: detail}
+	return &Problem{Type: ProblemTypePrefix + k.Suffix, Title: k.Title, Status: k.Status, Detail: detail}
 }
 
 // providerProblem maps a provider error to the API's problem, for credential id at provider
@@ -120,7 +139,7 @@ func providerProblem(err error, id, name string) *Problem {
 		k = probProviderErr
 	}
 	if detail == "" {
-		detail = k.title
+		detail = k.Title
 	}
 	p := newProblem(k, detail)
 	p.ID, p.Provider, p.UpstreamStatus, p.retryAfter, p.kind = id, name, code, retry, kind
