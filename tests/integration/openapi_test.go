@@ -5,9 +5,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"go/ast"
-	"go/parser"
-	"go/token"
 	"io"
 	"mime"
 	"net"
@@ -29,21 +26,21 @@ import (
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/credgate/credgate/module/credentialstatus"
 	"github.com/credgate/credgate/tests/sim"
 )
 
 // openapi.yaml is checked in three ways, so that clients can trust what they generate from
 // it: it is a well-formed OpenAPI 3.1 document whose schemas are valid JSON Schema 2020-12
-// (TestOpenAPIDocument); its problem types are exactly those of module/problem.go
-// (TestOpenAPIProblemTypes); and every answer it documents is one that the live gateway gives,
+// (TestOpenAPIDocument); its problem types are exactly those of the handler's table,
+// credentialstatus.ProblemTypes (TestOpenAPIProblemTypes); and every answer it documents is one that the live gateway gives,
 // and every answer the live gateway gives is one it documents (TestOpenAPILiveAnswers, and
 // for the request bodies TestOpenAPIRequestBody and TestOpenAPIBatchRequestBody).
 const (
 	openapiFile   = "../../openapi.yaml"
-	problemFile   = "../../module/problem.go"
 	statusPath    = "/credentials/{id}/status"
 	batchEndpoint = "/credentials/status"
-	problemURN    = "urn:credgate:problem:"
+	problemURN    = credentialstatus.ProblemTypePrefix
 	specResource  = "https://credgate.invalid/openapi.json"
 	ndjson        = "application/x-ndjson"
 )
@@ -909,80 +906,31 @@ func TestOpenAPIDocument(t *testing.T) {
 	assert.NoError(t, line.Validate(v), "a result line")
 }
 
-// httpStatuses are the net/http constants that module/problem.go may use for a status.
-var httpStatuses = map[string]int{
-	"StatusBadRequest":            http.StatusBadRequest,
-	"StatusUnauthorized":          http.StatusUnauthorized,
-	"StatusForbidden":             http.StatusForbidden,
-	"StatusNotFound":              http.StatusNotFound,
-	"StatusMethodNotAllowed":      http.StatusMethodNotAllowed,
-	"StatusNotAcceptable":         http.StatusNotAcceptable,
-	"StatusRequestTimeout":        http.StatusRequestTimeout,
-	"StatusConflict":              http.StatusConflict,
-	"StatusGone":                  http.StatusGone,
-	"StatusPreconditionFailed":    http.StatusPreconditionFailed,
-	"StatusRequestEntityTooLarge": http.StatusRequestEntityTooLarge,
-	"StatusUnsupportedMediaType":  http.StatusUnsupportedMediaType,
-	"StatusUnprocessableEntity":   http.StatusUnprocessableEntity,
-	"StatusPreconditionRequired":  http.StatusPreconditionRequired,
-	"StatusTooManyRequests":       http.StatusTooManyRequests,
-	"StatusInternalServerError":   http.StatusInternalServerError,
-	"StatusNotImplemented":        http.StatusNotImplemented,
-	"StatusBadGateway":            http.StatusBadGateway,
-	"StatusServiceUnavailable":    http.StatusServiceUnavailable,
-	"StatusGatewayTimeout":        http.StatusGatewayTimeout,
-}
-
-// problemKind is one problem type of module/problem.go.
+// problemKind is one problem type: its title and status.
 type problemKind struct {
 	title  string
 	status int
 }
 
-// handlerProblems reads module/problem.go's problem types: every composite literal
-// problemKind{suffix, title, status}, by type URI.
+// handlerProblems returns the handler's problem table, credentialstatus.ProblemTypes, by
+// type URI.
 func handlerProblems(t *testing.T) map[string]problemKind {
 	t.Helper()
-	fset := token.NewFileSet()
-	f, err := parser.ParseFile(fset, problemFile, nil, 0)
-	require.NoError(t, err)
-	str := func(e ast.Expr) string {
-		lit, ok := e.(*ast.BasicLit)
-		require.True(t, ok && lit.Kind == token.STRING, "%s: a problemKind field that is not a string literal", fset.Position(e.Pos()))
-		s, err := strconv.Unquote(lit.Value)
-		require.NoError(t, err)
-		return s
-	}
 	kinds := map[string]problemKind{}
-	ast.Inspect(f, func(n ast.Node) bool {
-		lit, ok := n.(*ast.CompositeLit)
-		if !ok {
-			return true
-		}
-		if id, ok := lit.Type.(*ast.Ident); !ok || id.Name != "problemKind" {
-			return true
-		}
-		require.Len(t, lit.Elts, 3, "%s: problemKind{suffix, title, status}", fset.Position(lit.Pos()))
-		var status int
-		switch e := lit.Elts[2].(type) {
-		case *ast.SelectorExpr:
-			var ok bool
-			status, ok = httpStatuses[e.Sel.Name]
-			require.True(t, ok, "%s: add http.%s to httpStatuses", fset.Position(e.Pos()), e.Sel.Name)
-		case *ast.BasicLit:
-			status, err = strconv.Atoi(e.Value)
-			require.NoError(t, err)
-		default:
-			t.Fatalf("%s: a problemKind status that is neither http.Status* nor a number", fset.Position(e.Pos()))
-		}
-		kinds[problemURN+str(lit.Elts[0])] = problemKind{title: str(lit.Elts[1]), status: status}
-		return true
-	})
-	require.GreaterOrEqual(t, len(kinds), 15, "module/problem.go's problem types were found")
+	for _, p := range credentialstatus.ProblemTypes() {
+		require.NotEmpty(t, p.Suffix, "a problem type without a suffix: %+v", p)
+		require.False(t, strings.HasPrefix(p.Suffix, credentialstatus.ProblemTypePrefix), "%s: the suffix, without the prefix", p.Suffix)
+		require.NotEmpty(t, p.Title, "%s has no title", p.Suffix)
+		require.True(t, p.Status >= 400 && p.Status <= 599, "%s: status %d is no error status", p.Suffix, p.Status)
+		typ := credentialstatus.ProblemTypePrefix + p.Suffix
+		require.NotContains(t, kinds, typ, "the handler's table has %s twice", typ)
+		kinds[typ] = problemKind{title: p.Title, status: p.Status}
+	}
+	require.NotEmpty(t, kinds, "the handler's problem table")
 	return kinds
 }
 
-// TestOpenAPIProblemTypes compares the problem types of module/problem.go with the document:
+// TestOpenAPIProblemTypes compares the handler's problem table with the document:
 // the Problem schema's type enum is exactly theirs, each has a *Problem schema with its title
 // and status, and each is documented as an answer of its status to some method.
 func TestOpenAPIProblemTypes(t *testing.T) {
@@ -998,7 +946,7 @@ func TestOpenAPIProblemTypes(t *testing.T) {
 	for typ := range kinds {
 		handler = append(handler, typ)
 	}
-	assert.ElementsMatch(t, handler, enum, "the Problem schema's types are not module/problem.go's")
+	assert.ElementsMatch(t, handler, enum, "the Problem schema's types are not the handler's")
 
 	_, schemas := s.object(t, pointer("components", "schemas"))
 	specKinds := map[string]problemKind{}
@@ -1010,7 +958,7 @@ func TestOpenAPIProblemTypes(t *testing.T) {
 		require.NotContains(t, specKinds, typ, "two schemas for %s", typ)
 		specKinds[typ] = problemKind{title: title, status: status}
 	}
-	assert.Equal(t, kinds, specKinds, "the *Problem schemas' types, titles and statuses are not module/problem.go's")
+	assert.Equal(t, kinds, specKinds, "the *Problem schemas' types, titles and statuses are not the handler's")
 
 	documented := s.documentedAnswers(t)
 	for typ, k := range kinds {
@@ -1019,10 +967,10 @@ func TestOpenAPIProblemTypes(t *testing.T) {
 			f := strings.Fields(key) // method, path, status, type
 			if len(f) == 4 && f[3] == typ {
 				found = true
-				assert.Equal(t, strconv.Itoa(k.status), f[2], "%s is documented with another status than module/problem.go's", typ)
+				assert.Equal(t, strconv.Itoa(k.status), f[2], "%s is documented with another status than the handler's", typ)
 			}
 		}
-		assert.True(t, found, "module/problem.go's %s is no documented answer", typ)
+		assert.True(t, found, "the handler's %s is no documented answer", typ)
 	}
 }
 
