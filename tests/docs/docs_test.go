@@ -24,6 +24,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -46,6 +47,10 @@ func run(m *testing.M) int {
 	root, err := filepath.Abs(filepath.Join("..", ".."))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if _, err := exec.LookPath("curl"); err != nil {
+		fmt.Fprintln(os.Stderr, "tests/docs: the documented examples need curl:", err)
 		return 1
 	}
 	dir, err := os.MkdirTemp("", "credgate-docs-bin-")
