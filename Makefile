@@ -1,5 +1,5 @@
 # credgate: build, run and test. `make` (or `make help`) lists the targets.
-# Needs GNU make, bash and Go; nothing else.
+# Needs GNU make, bash and Go; `make test` also curl (tests/docs runs the documented examples).
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
