@@ -1,4 +1,4 @@
-package sim
+package prefactortest
 
 import (
 	"bytes"
@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/credgate/credgate/module/provider/providertest"
 )
 
 // Prefactor simulates the Prefactor platform API's API-token endpoints:
@@ -26,7 +28,7 @@ import (
 //
 // Set the exported switches before the requests that should see them.
 type Prefactor struct {
-	*Server
+	*providertest.Server
 
 	// RefusalStatus is the HTTP status of a refused transition (code invalid_action). Prefactor
 	// documents no status for it: 409 (the default, when 0) is the likely one, 400 the other.
@@ -98,7 +100,7 @@ func NewPrefactor(addr string) *Prefactor {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/v1/api_token/", p.serveToken)
-	p.Server = newServer(mux, prefactorError, addr)
+	p.Server = providertest.NewServer(mux, prefactorError, addr)
 	return p
 }
 
@@ -154,7 +156,7 @@ func (p *Prefactor) IdempotencyKeys() []string {
 }
 
 func prefactorError(w http.ResponseWriter, status int, code, message string) {
-	writeJSON(w, status, map[string]any{"status": "error", "code": code, "message": message})
+	providertest.WriteJSON(w, status, map[string]any{"status": "error", "code": code, "message": message})
 }
 
 // prefactorDetails is the success answer for a token: a snapshot, so that an answer kept for
@@ -198,7 +200,7 @@ func (p *Prefactor) serveToken(w http.ResponseWriter, r *http.Request) {
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	account, ok := p.bearers[bearer(r)]
+	account, ok := p.bearers[providertest.Bearer(r)]
 	if !ok {
 		prefactorError(w, http.StatusUnauthorized, "not_authenticated", "missing or invalid API token")
 		return
@@ -217,7 +219,7 @@ func (p *Prefactor) serveToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if action == "" {
-		writeJSON(w, http.StatusOK, prefactorDetails(t))
+		providertest.WriteJSON(w, http.StatusOK, prefactorDetails(t))
 		return
 	}
 
@@ -230,7 +232,7 @@ func (p *Prefactor) serveToken(w http.ResponseWriter, r *http.Request) {
 		p.keys = append(p.keys, key)
 		replayKey = id + "|" + action + "|" + key
 		if a, ok := p.replays[replayKey]; ok {
-			writeJSON(w, a.status, a.body)
+			providertest.WriteJSON(w, a.status, a.body)
 			return
 		}
 	}
@@ -238,7 +240,7 @@ func (p *Prefactor) serveToken(w http.ResponseWriter, r *http.Request) {
 	if replayKey != "" {
 		p.replays[replayKey] = prefactorAnswer{status, body}
 	}
-	writeJSON(w, status, body)
+	providertest.WriteJSON(w, status, body)
 }
 
 // prefactorBody reads a transition's body: empty, null, {} or {"idempotency_key": ...}. It
@@ -272,7 +274,7 @@ func prefactorBody(w http.ResponseWriter, r *http.Request) (string, bool) {
 }
 
 func prefactorValidation(w http.ResponseWriter, problem string) {
-	writeJSON(w, http.StatusUnprocessableEntity, map[string]any{
+	providertest.WriteJSON(w, http.StatusUnprocessableEntity, map[string]any{
 		"status": "error", "code": "validation_errors", "message": "validation failed",
 		"errors": map[string][]string{"idempotency_key": {problem}},
 	})

@@ -1,4 +1,4 @@
-package sim
+package prefactortest
 
 import (
 	"encoding/json"
@@ -12,6 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/credgate/credgate/adapters/prefactor"
+
+	"github.com/credgate/credgate/module/provider/providertest"
 )
 
 // prefactorCall sends a request to the simulator and returns the status and decoded body.
@@ -215,7 +217,7 @@ func TestPrefactorIdempotencyReplay(t *testing.T) {
 
 func TestPrefactorFault(t *testing.T) {
 	p := prefactorDemo(t)
-	p.SetFault(Fault{Status: http.StatusServiceUnavailable, Times: 1})
+	p.SetFault(providertest.Fault{Status: http.StatusServiceUnavailable, Times: 1})
 	code, body := prefactorCall(t, p, http.MethodGet, prefactorActivePath, PrefactorDemoBearer, "")
 	assert.Equal(t, http.StatusServiceUnavailable, code)
 	assert.Equal(t, "error", body["status"])

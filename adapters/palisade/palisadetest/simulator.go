@@ -1,4 +1,4 @@
-package sim
+package palisadetest
 
 import (
 	"bytes"
@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/credgate/credgate/module/provider/providertest"
 )
 
 // Palisade simulates the Palisade API 2.0 (Ripple Wallet-as-a-Service) endpoints for API
@@ -28,7 +30,7 @@ import (
 // clientSecret, as the real API does. Errors are grpc-gateway RpcStatus bodies:
 // {"code": <gRPC code>, "message": "...", "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo"}]}.
 type Palisade struct {
-	*Server
+	*providertest.Server
 
 	mu            sync.Mutex
 	orgs          map[string]bool
@@ -101,7 +103,7 @@ func NewPalisade(addr string) *Palisade {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/v2/credentials/", p.serve)
-	p.Server = newServer(mux, palisadeFaultError, addr)
+	p.Server = providertest.NewServer(mux, palisadeFaultError, addr)
 	return p
 }
 
@@ -260,7 +262,7 @@ func (p *Palisade) TokenCalls() int {
 
 // palisadeError writes an RpcStatus error body.
 func palisadeError(w http.ResponseWriter, status, code int, message string) {
-	writeJSON(w, status, map[string]any{
+	providertest.WriteJSON(w, status, map[string]any{
 		"code":    code,
 		"message": message,
 		"details": []map[string]string{{"@type": "type.googleapis.com/google.rpc.ErrorInfo"}},
@@ -335,12 +337,12 @@ func (p *Palisade) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case r.Method == http.MethodGet:
-		writeJSON(w, http.StatusOK, c)
+		providertest.WriteJSON(w, http.StatusOK, c)
 	case r.Method == http.MethodDelete:
 		if c.Status != "DELETED" {
 			c.Status, c.Active, c.UpdatedAt = "DELETED", false, palisadeNow()
 		}
-		writeJSON(w, http.StatusOK, c)
+		providertest.WriteJSON(w, http.StatusOK, c)
 	default:
 		p.setActive(w, r, c)
 	}
@@ -349,7 +351,7 @@ func (p *Palisade) serve(w http.ResponseWriter, r *http.Request) {
 // setActive serves PUT /v2/credentials/{id}/active; p.mu is held.
 func (p *Palisade) setActive(w http.ResponseWriter, r *http.Request, c *PalisadeCredential) {
 	var body map[string]json.RawMessage
-	if !isJSON(r) || json.NewDecoder(r.Body).Decode(&body) != nil {
+	if !providertest.IsJSON(r) || json.NewDecoder(r.Body).Decode(&body) != nil {
 		palisadeError(w, http.StatusBadRequest, palisadeCodeInvalidArgument, "body must be JSON: {\"active\": true|false}")
 		return
 	}
@@ -386,12 +388,12 @@ func (p *Palisade) setActive(w http.ResponseWriter, r *http.Request, c *Palisade
 		}
 	}
 	c.UpdatedAt = palisadeNow()
-	writeJSON(w, http.StatusOK, c)
+	providertest.WriteJSON(w, http.StatusOK, c)
 }
 
 // authenticate returns the organization of the request's bearer token; p.mu is held.
 func (p *Palisade) authenticate(r *http.Request) (string, bool) {
-	tok := bearer(r)
+	tok := providertest.Bearer(r)
 	if tok == "" {
 		return "", false
 	}
@@ -423,7 +425,7 @@ func (p *Palisade) serveToken(w http.ResponseWriter, r *http.Request) {
 		ClientID     string `json:"clientId"`
 		ClientSecret string `json:"clientSecret"`
 	}
-	if !isJSON(r) || json.NewDecoder(r.Body).Decode(&body) != nil || body.ClientID == "" || body.ClientSecret == "" {
+	if !providertest.IsJSON(r) || json.NewDecoder(r.Body).Decode(&body) != nil || body.ClientID == "" || body.ClientSecret == "" {
 		palisadeError(w, http.StatusBadRequest, palisadeCodeInvalidArgument, "clientId and clientSecret are required")
 		return
 	}
@@ -440,7 +442,7 @@ func (p *Palisade) serveToken(w http.ResponseWriter, r *http.Request) {
 	if p.expiresAsText {
 		expiresIn = strconv.FormatInt(secs, 10)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
+	providertest.WriteJSON(w, http.StatusOK, map[string]any{
 		"accessToken": tok,
 		"scope":       "vault:read vault:write credentials:write",
 		"expiresIn":   expiresIn,

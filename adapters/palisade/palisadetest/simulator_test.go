@@ -1,4 +1,4 @@
-package sim
+package palisadetest
 
 import (
 	"encoding/json"
@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/credgate/credgate/module/provider/providertest"
 )
 
 const (
@@ -185,7 +187,7 @@ func TestPalisadeApproval(t *testing.T) {
 
 func TestPalisadeFaultBody(t *testing.T) {
 	p := palisadeNewSim(t)
-	p.SetFault(Fault{Status: http.StatusServiceUnavailable, Times: 1})
+	p.SetFault(providertest.Fault{Status: http.StatusServiceUnavailable, Times: 1})
 	status, body := palisadeDo(t, p, http.MethodGet, "/v2/credentials/"+palisadeTestTreasury, "local-palisade-token", "")
 	assert.Equal(t, http.StatusServiceUnavailable, status)
 	palisadeAssertRPC(t, body, 14)

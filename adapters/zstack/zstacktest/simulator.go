@@ -1,4 +1,4 @@
-package sim
+package zstacktest
 
 import (
 	"bytes"
@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/credgate/credgate/module/provider/providertest"
 )
 
 // ZStack simulates the ZStack Cloud credentials API (/api/v1, "Identity & Access /
@@ -19,7 +21,7 @@ import (
 // Authentication is "Authorization: Bearer <token>". Errors are
 // {"error": {"code": "SYS.1001", "description": "...", "details": "..."}}.
 type ZStack struct {
-	*Server
+	*providertest.Server
 
 	// ObjectEnums renders type and healthStatus as {}, exactly as the page's response example
 	// does. Set it while no request is in flight.
@@ -70,7 +72,7 @@ func NewZStack(addr string) *ZStack {
 	z := &ZStack{tokens: map[string]bool{}, creds: map[string]*ZStackCredential{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc(zstackPrefix, z.serveCredential)
-	z.Server = newServer(mux, zstackError, addr)
+	z.Server = providertest.NewServer(mux, zstackError, addr)
 	return z
 }
 
@@ -140,7 +142,7 @@ func (z *ZStack) ValueWrites() int {
 }
 
 func zstackError(w http.ResponseWriter, status int, code, message string) {
-	writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "description": message, "details": ""}})
+	providertest.WriteJSON(w, status, map[string]any{"error": map[string]string{"code": code, "description": message, "details": ""}})
 }
 
 // zstackHealth is the health status of a credential that expires at expiresAt (RFC 3339, or
@@ -195,7 +197,7 @@ func (z *ZStack) serveCredential(w http.ResponseWriter, r *http.Request) {
 
 	z.mu.Lock()
 	defer z.mu.Unlock()
-	if !z.tokens[bearer(r)] {
+	if !z.tokens[providertest.Bearer(r)] {
 		zstackError(w, http.StatusUnauthorized, "ID.1001", "missing or invalid bearer token")
 		return
 	}
@@ -205,11 +207,11 @@ func (z *ZStack) serveCredential(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method == http.MethodGet {
-		writeJSON(w, http.StatusOK, z.view(c))
+		providertest.WriteJSON(w, http.StatusOK, z.view(c))
 		return
 	}
 
-	if !isJSON(r) {
+	if !providertest.IsJSON(r) {
 		zstackError(w, http.StatusUnsupportedMediaType, "SYS.1415", "Content-Type must be application/json")
 		return
 	}
@@ -258,5 +260,5 @@ func (z *ZStack) serveCredential(w http.ResponseWriter, r *http.Request) {
 	}
 	c.LastOpDate = time.Now().UTC().Format(zstackDateForm)
 	c.HealthStatus = zstackHealth(c.ExpiresAt)
-	writeJSON(w, http.StatusOK, z.view(c))
+	providertest.WriteJSON(w, http.StatusOK, z.view(c))
 }

@@ -1,4 +1,4 @@
-package sim
+package zstacktest
 
 import (
 	"encoding/json"
@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/credgate/credgate/module/provider/providertest"
 )
 
 // zstackDo sends a request to the simulator and returns its status and decoded JSON body.
@@ -148,7 +150,7 @@ func TestZStackFaultShape(t *testing.T) {
 	z := NewZStack("")
 	defer z.Close()
 	z.SeedDemo()
-	z.SetFault(Fault{Status: http.StatusInternalServerError, Times: 1})
+	z.SetFault(providertest.Fault{Status: http.StatusInternalServerError, Times: 1})
 	status, body := zstackDo(t, z, http.MethodGet, "/api/v1/credentials/"+ZStackDemoID, ZStackDemoToken, "")
 	assert.Equal(t, http.StatusInternalServerError, status)
 	assert.Equal(t, "simulated_fault", zstackErrorCode(body))

@@ -1,4 +1,4 @@
-package sim
+package digicerttest
 
 // SeedDemo loads the demo data of `make run` (caddyfile-examples/local.Caddyfile):
 //

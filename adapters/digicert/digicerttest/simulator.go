@@ -1,4 +1,4 @@
-package sim
+package digicerttest
 
 import (
 	"encoding/json"
@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/credgate/credgate/module/provider/providertest"
 )
 
 // DigiCert simulates the DigiCert Partner Subscriptions API's API-key endpoints:
@@ -17,7 +19,7 @@ import (
 // manages the keys of its account and of its subaccounts. A key of an unrelated account
 // answers 403. Errors are {"errors": [{"code": "...", "message": "..."}]}.
 type DigiCert struct {
-	*Server
+	*providertest.Server
 
 	mu       sync.Mutex
 	partners map[string]int    // partner API key -> account ID
@@ -41,7 +43,7 @@ func NewDigiCert(addr string) *DigiCert {
 	d := &DigiCert{partners: map[string]int{}, parents: map[int]int{}, keys: map[int]*DCAPIKey{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/partner-subscription/api/v1/api-key/", d.serveKey)
-	d.Server = newServer(mux, dcError, addr)
+	d.Server = providertest.NewServer(mux, dcError, addr)
 	return d
 }
 
@@ -81,7 +83,7 @@ func (d *DigiCert) Key(id int) (DCAPIKey, bool) {
 }
 
 func dcError(w http.ResponseWriter, status int, code, message string) {
-	writeJSON(w, status, map[string]any{"errors": []map[string]string{{"code": code, "message": message}}})
+	providertest.WriteJSON(w, status, map[string]any{"errors": []map[string]string{{"code": code, "message": message}}})
 }
 
 // manages reports whether the account can manage keys of target: its own or a subaccount's.
@@ -133,10 +135,10 @@ func (d *DigiCert) serveKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if sub == "" {
-		writeJSON(w, http.StatusOK, key)
+		providertest.WriteJSON(w, http.StatusOK, key)
 		return
 	}
-	if !isJSON(r) {
+	if !providertest.IsJSON(r) {
 		dcError(w, http.StatusUnsupportedMediaType, "invalid_content_type", "Content-Type must be application/json")
 		return
 	}
