@@ -19,29 +19,29 @@ type (
 	Server  = providertest.Server
 	Request = providertest.Request
 
-	DigiCert           = digicerttest.DigiCert
-	DCAPIKey           = digicerttest.DCAPIKey
-	Palisade           = palisadetest.Palisade
-	PalisadeCredential = palisadetest.PalisadeCredential
-	Prefactor          = prefactortest.Prefactor
-	PrefactorAPIToken  = prefactortest.PrefactorAPIToken
-	ZStack             = zstacktest.ZStack
-	ZStackCredential   = zstacktest.ZStackCredential
+	DigiCert           = digicerttest.Simulator
+	DCAPIKey           = digicerttest.APIKey
+	Palisade           = palisadetest.Simulator
+	PalisadeCredential = palisadetest.Credential
+	Prefactor          = prefactortest.Simulator
+	PrefactorAPIToken  = prefactortest.APIToken
+	ZStack             = zstacktest.Simulator
+	ZStackCredential   = zstacktest.Credential
 )
 
 const (
-	PrefactorDemoBearer  = prefactortest.PrefactorDemoBearer
-	PrefactorDemoAccount = prefactortest.PrefactorDemoAccount
-	PrefactorDemoActive  = prefactortest.PrefactorDemoActive
-	PrefactorDemoRevoked = prefactortest.PrefactorDemoRevoked
-	ZStackDemoToken      = zstacktest.ZStackDemoToken
-	ZStackDemoID         = zstacktest.ZStackDemoID
-	ZStackDemoValue      = zstacktest.ZStackDemoValue
+	PrefactorDemoBearer  = prefactortest.DemoBearer
+	PrefactorDemoAccount = prefactortest.DemoAccount
+	PrefactorDemoActive  = prefactortest.DemoActive
+	PrefactorDemoRevoked = prefactortest.DemoRevoked
+	ZStackDemoToken      = zstacktest.DemoToken
+	ZStackDemoID         = zstacktest.DemoID
+	ZStackDemoValue      = zstacktest.DemoValue
 )
 
 var (
-	NewDigiCert  = digicerttest.NewDigiCert
-	NewPalisade  = palisadetest.NewPalisade
-	NewPrefactor = prefactortest.NewPrefactor
-	NewZStack    = zstacktest.NewZStack
+	NewDigiCert  = digicerttest.New
+	NewPalisade  = palisadetest.New
+	NewPrefactor = prefactortest.New
+	NewZStack    = zstacktest.New
 )

@@ -20,7 +20,7 @@ const (
 )
 
 // palisadeDo sends one request and decodes the JSON answer.
-func palisadeDo(t *testing.T, p *Palisade, method, path, token, body string) (int, map[string]any) {
+func palisadeDo(t *testing.T, p *Simulator, method, path, token, body string) (int, map[string]any) {
 	t.Helper()
 	var rd io.Reader
 	if body != "" {
@@ -43,9 +43,9 @@ func palisadeDo(t *testing.T, p *Palisade, method, path, token, body string) (in
 	return resp.StatusCode, out
 }
 
-func palisadeNewSim(t *testing.T) *Palisade {
+func palisadeNewSim(t *testing.T) *Simulator {
 	t.Helper()
-	p := NewPalisade("")
+	p := New("")
 	t.Cleanup(p.Close)
 	p.SeedDemo()
 	return p
@@ -152,7 +152,7 @@ func TestPalisadeSetActive(t *testing.T) {
 	c, _ := p.Credential(palisadeTestTreasury)
 	assert.False(t, c.Active)
 
-	p.Update(palisadeTestTreasury, func(c *PalisadeCredential) { c.Status = "DELETED" })
+	p.Update(palisadeTestTreasury, func(c *Credential) { c.Status = "DELETED" })
 	status, body = palisadeDo(t, p, http.MethodPut, path, "local-palisade-token", `{"active": true}`)
 	assert.Equal(t, http.StatusBadRequest, status)
 	palisadeAssertRPC(t, body, 9)

@@ -12,7 +12,7 @@ import (
 	"github.com/credgate/credgate/module/provider/providertest"
 )
 
-// Prefactor simulates the Prefactor platform API's API-token endpoints:
+// Simulator simulates the Prefactor platform API's API-token endpoints:
 //
 //	GET  /api/v1/api_token/{api_token_id}
 //	POST /api/v1/api_token/{api_token_id}/activate   suspended -> active
@@ -27,7 +27,7 @@ import (
 // action) answers the first answer again and applies nothing.
 //
 // Set the exported switches before the requests that should see them.
-type Prefactor struct {
+type Simulator struct {
 	*providertest.Server
 
 	// RefusalStatus is the HTTP status of a refused transition (code invalid_action). Prefactor
@@ -41,15 +41,15 @@ type Prefactor struct {
 	ForbidForeign bool
 
 	mu      sync.Mutex
-	bearers map[string]string             // bearer token -> account ID
-	tokens  map[string]*PrefactorAPIToken // API token ID -> API token
-	replays map[string]prefactorAnswer    // API token ID|action|idempotency key -> first answer
-	keys    []string                      // idempotency keys received, in order
+	bearers map[string]string          // bearer token -> account ID
+	tokens  map[string]*APIToken       // API token ID -> API token
+	replays map[string]prefactorAnswer // API token ID|action|idempotency key -> first answer
+	keys    []string                   // idempotency keys received, in order
 }
 
-// PrefactorAPIToken is an API token in the Prefactor simulator (ApiToken_Details without
+// APIToken is an API token in the Prefactor simulator (ApiToken_Details without
 // available_actions, which is computed from Status).
-type PrefactorAPIToken struct {
+type APIToken struct {
 	ID                   string  `json:"id"`
 	AccountID            string  `json:"account_id"`
 	EnvironmentID        *string `json:"environment_id"`
@@ -81,21 +81,21 @@ var prefactorActions = map[string]struct {
 
 // Demo data of SeedDemo.
 const (
-	PrefactorDemoBearer  = "local-prefactor-token"
-	PrefactorDemoAccount = "013xrzp12g3nqk8ngskn1wtxgka5b0nf"
-	PrefactorDemoActive  = "013xrzp12g3nqk8n7f8f9jbg8d18q7tm"
-	PrefactorDemoRevoked = "013xrzp12g3nqk8nr5vkdt0k3n0000a1"
+	DemoBearer  = "local-prefactor-token"
+	DemoAccount = "013xrzp12g3nqk8ngskn1wtxgka5b0nf"
+	DemoActive  = "013xrzp12g3nqk8n7f8f9jbg8d18q7tm"
+	DemoRevoked = "013xrzp12g3nqk8nr5vkdt0k3n0000a1"
 
 	prefactorAdminUser   = "013xrzp12g3nqk8nh0qrc2b1jfanmvb9"
 	prefactorEnvironment = "013xrzp12g3nqk8nzxvq7jm2arsfg5h1"
 )
 
-// NewPrefactor starts a Prefactor simulator on a free loopback port (or on addr).
-func NewPrefactor(addr string) *Prefactor {
-	p := &Prefactor{
+// New starts a Prefactor simulator on a free loopback port (or on addr).
+func New(addr string) *Simulator {
+	p := &Simulator{
 		RefuseRepeat: true,
 		bearers:      map[string]string{},
-		tokens:       map[string]*PrefactorAPIToken{},
+		tokens:       map[string]*APIToken{},
 		replays:      map[string]prefactorAnswer{},
 	}
 	mux := http.NewServeMux()
@@ -106,14 +106,14 @@ func NewPrefactor(addr string) *Prefactor {
 
 // SeedDemo adds the demo account: bearer token local-prefactor-token, an active API token
 // and a revoked one.
-func (p *Prefactor) SeedDemo() {
-	p.AddToken(PrefactorDemoBearer, PrefactorDemoAccount)
-	p.AddAPIToken(PrefactorDemoActive, PrefactorDemoAccount, prefactorEnvironment, "active")
-	p.AddAPIToken(PrefactorDemoRevoked, PrefactorDemoAccount, "", "revoked")
+func (p *Simulator) SeedDemo() {
+	p.AddToken(DemoBearer, DemoAccount)
+	p.AddAPIToken(DemoActive, DemoAccount, prefactorEnvironment, "active")
+	p.AddAPIToken(DemoRevoked, DemoAccount, "", "revoked")
 }
 
 // AddToken makes token a bearer token of the account accountID.
-func (p *Prefactor) AddToken(token, accountID string) {
+func (p *Simulator) AddToken(token, accountID string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.bearers[token] = accountID
@@ -121,7 +121,7 @@ func (p *Prefactor) AddToken(token, accountID string) {
 
 // AddAPIToken adds an API token to an account, in an environment (none when empty), with a
 // status: active, suspended, revoked, or any other word to see how a client takes it.
-func (p *Prefactor) AddAPIToken(id, accountID, environmentID, status string) {
+func (p *Simulator) AddAPIToken(id, accountID, environmentID, status string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var env *string
@@ -129,7 +129,7 @@ func (p *Prefactor) AddAPIToken(id, accountID, environmentID, status string) {
 		env = &environmentID
 	}
 	admin := prefactorAdminUser
-	p.tokens[id] = &PrefactorAPIToken{
+	p.tokens[id] = &APIToken{
 		ID: id, AccountID: accountID, EnvironmentID: env, CreatedByAdminUserID: &admin,
 		Status: status, TokenScope: "account", Type: "api_token",
 		ExpiresAt: "2027-01-01T00:00:00Z", InsertedAt: "2024-01-01T00:00:00Z", UpdatedAt: "2024-01-01T00:00:00Z",
@@ -137,19 +137,19 @@ func (p *Prefactor) AddAPIToken(id, accountID, environmentID, status string) {
 }
 
 // APIToken returns a copy of an API token's state, and whether it exists.
-func (p *Prefactor) APIToken(id string) (PrefactorAPIToken, bool) {
+func (p *Simulator) APIToken(id string) (APIToken, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	t, ok := p.tokens[id]
 	if !ok {
-		return PrefactorAPIToken{}, false
+		return APIToken{}, false
 	}
 	return *t, true
 }
 
 // IdempotencyKeys returns the idempotency keys received in transitions, oldest first,
 // replays included.
-func (p *Prefactor) IdempotencyKeys() []string {
+func (p *Simulator) IdempotencyKeys() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]string(nil), p.keys...)
@@ -161,15 +161,15 @@ func prefactorError(w http.ResponseWriter, status int, code, message string) {
 
 // prefactorDetails is the success answer for a token: a snapshot, so that an answer kept for
 // an idempotency key stays the first answer.
-func prefactorDetails(t *PrefactorAPIToken) map[string]any {
+func prefactorDetails(t *APIToken) map[string]any {
 	snapshot := *t
 	return map[string]any{"details": prefactorView(&snapshot), "status": "success"}
 }
 
 // prefactorView is ApiToken_Details: the token with its available actions.
-func prefactorView(t *PrefactorAPIToken) any {
+func prefactorView(t *APIToken) any {
 	return struct {
-		*PrefactorAPIToken
+		*APIToken
 		AvailableActions map[string]bool `json:"available_actions"`
 	}{t, map[string]bool{
 		"activate": t.Status == "suspended",
@@ -179,7 +179,7 @@ func prefactorView(t *PrefactorAPIToken) any {
 	}}
 }
 
-func (p *Prefactor) serveToken(w http.ResponseWriter, r *http.Request) {
+func (p *Simulator) serveToken(w http.ResponseWriter, r *http.Request) {
 	rest := strings.TrimPrefix(r.URL.EscapedPath(), "/api/v1/api_token/")
 	rawID, action, _ := strings.Cut(rest, "/")
 	id, err := url.PathUnescape(rawID)
@@ -281,7 +281,7 @@ func prefactorValidation(w http.ResponseWriter, problem string) {
 }
 
 // transition applies action to t, or refuses it, and returns the answer. p.mu is held.
-func (p *Prefactor) transition(t *PrefactorAPIToken, action string) (int, any) {
+func (p *Simulator) transition(t *APIToken, action string) (int, any) {
 	a := prefactorActions[action]
 	if t.Status == a.to && !p.RefuseRepeat {
 		return http.StatusOK, prefactorDetails(t)
