@@ -38,10 +38,12 @@ DEMO_ENV := \
 # directories such as .git are skipped).
 rwildcard = $(foreach d,$(wildcard $(1:=/*)),$(call rwildcard,$d,$2) $(filter $(subst *,%,$2),$d))
 
-# What goes into bin/credgate: the manifest, the Go sources outside tests/ (test files
-# excluded) and every go.mod/go.sum, tools/ included.
+# What goes into bin/credgate: the manifest, the Go sources outside tests/ (test files and
+# the test kits, the vendors' simulators among them, excluded) and every go.mod/go.sum,
+# tools/ included.
+TEST_KITS := $(wildcard ./adapters/*/*test/*.go ./module/provider/providertest/*.go)
 BUILD_INPUTS := $(MANIFEST) \
-	$(filter-out ./tests/% %_test.go,$(call rwildcard,.,*.go */go.mod */go.sum))
+	$(filter-out ./tests/% %_test.go $(TEST_KITS),$(call rwildcard,.,*.go */go.mod */go.sum))
 
 .PHONY: help build run test bench fuzz clean
 

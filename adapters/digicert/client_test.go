@@ -12,15 +12,16 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/credgate/credgate/adapters/digicert/digicerttest"
 	"github.com/credgate/credgate/module/provider"
-	"github.com/credgate/credgate/tests/sim"
+	"github.com/credgate/credgate/module/provider/providertest"
 )
 
 const partnerKey = "dc-partner-secret"
 
-func setup(t *testing.T) (*sim.DigiCert, *Client) {
+func setup(t *testing.T) (*digicerttest.Simulator, *Client) {
 	t.Helper()
-	s := sim.NewDigiCert("")
+	s := digicerttest.New("")
 	t.Cleanup(s.Close)
 	s.AddAccount(1, 0, partnerKey)
 	s.AddAccount(2, 0, "other-partner-secret")
@@ -87,13 +88,13 @@ func TestErrors(t *testing.T) {
 	_, err = c.Change(ctx, &provider.Change{ID: "12345", Status: provider.StatusRevoked})
 	assert.Equal(t, provider.KindUnsupported, kind(err))
 
-	s.SetFault(sim.Fault{Malformed: true})
+	s.SetFault(providertest.Fault{Malformed: true})
 	_, err = c.Read(ctx, "12345")
 	assert.Equal(t, provider.KindUpstream, kind(err))
-	s.SetFault(sim.Fault{Status: 500})
+	s.SetFault(providertest.Fault{Status: 500})
 	_, err = c.Read(ctx, "12345")
 	assert.Equal(t, provider.KindUpstream, kind(err))
-	s.SetFault(sim.Fault{Status: 429, RetryAfter: "3"})
+	s.SetFault(providertest.Fault{Status: 429, RetryAfter: "3"})
 	_, err = c.Read(ctx, "12345")
 	require.ErrorAs(t, err, &pe)
 	assert.Equal(t, provider.KindRateLimited, pe.Kind)

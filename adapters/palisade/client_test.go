@@ -16,8 +16,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/credgate/credgate/adapters/palisade/palisadetest"
 	"github.com/credgate/credgate/module/provider"
-	"github.com/credgate/credgate/tests/sim"
+	"github.com/credgate/credgate/module/provider/providertest"
 )
 
 const (
@@ -35,19 +36,19 @@ func newUpstream() *provider.Upstream {
 	}
 }
 
-func newSim(t *testing.T) *sim.Palisade {
+func newSim(t *testing.T) *palisadetest.Simulator {
 	t.Helper()
-	s := sim.NewPalisade("")
+	s := palisadetest.New("")
 	t.Cleanup(s.Close)
 	s.SeedDemo()
 	return s
 }
 
-func staticClient(s *sim.Palisade) *Client {
+func staticClient(s *palisadetest.Simulator) *Client {
 	return NewClient(s.URL, "local-palisade-token", newUpstream())
 }
 
-func oauthClient(s *sim.Palisade) *Client {
+func oauthClient(s *palisadetest.Simulator) *Client {
 	return NewOAuthClient(s.URL, "local-client-id", "local-client-secret", newUpstream())
 }
 
@@ -146,7 +147,7 @@ func TestReadStatusMapping(t *testing.T) {
 	c := staticClient(s)
 	for _, tc := range cases {
 		t.Run(fmt.Sprintf("%s/%v", tc.status, tc.active), func(t *testing.T) {
-			s.Update(treasury, func(cr *sim.PalisadeCredential) { cr.Status, cr.Active = tc.status, tc.active })
+			s.Update(treasury, func(cr *palisadetest.Credential) { cr.Status, cr.Active = tc.status, tc.active })
 			cred, err := c.Read(context.Background(), treasury)
 			require.NoError(t, err)
 			assert.Equal(t, tc.want, cred.Status)
@@ -196,7 +197,7 @@ func TestChangeIsIdempotent(t *testing.T) {
 	assert.Empty(t, res.PendingStatus)
 	assert.Equal(t, 0, s.Writes(), "already active: no write")
 
-	s.Update(treasury, func(cr *sim.PalisadeCredential) { cr.Active, cr.Status = false, "DISABLED" })
+	s.Update(treasury, func(cr *palisadetest.Credential) { cr.Active, cr.Status = false, "DISABLED" })
 	res, err = c.Change(context.Background(), &provider.Change{ID: treasury, Status: provider.StatusInactive})
 	require.NoError(t, err)
 	assert.False(t, res.Changed)
@@ -262,7 +263,7 @@ func TestChangeDeletedIsRefusedWithoutWrite(t *testing.T) {
 	s := newSim(t)
 	c := staticClient(s)
 	for _, status := range []string{"DELETED", "DELETION_APPROVAL_PENDING", "DELETION_APPROVAL_COMPLETE"} {
-		s.Update(treasury, func(cr *sim.PalisadeCredential) { cr.Status, cr.Active = status, false })
+		s.Update(treasury, func(cr *palisadetest.Credential) { cr.Status, cr.Active = status, false })
 		for _, want := range []provider.Status{provider.StatusActive, provider.StatusInactive} {
 			_, err := c.Change(context.Background(), &provider.Change{ID: treasury, Status: want})
 			pe := kindOf(t, err)
@@ -382,7 +383,7 @@ func TestOAuthRefetchesAfter401(t *testing.T) {
 	// A 401 to the PUT is retried too, once.
 	s.ExpireTokens()
 	s.ResetLog()
-	s.SetFault(sim.Fault{Status: http.StatusUnauthorized, Path: "/active", Times: 1})
+	s.SetFault(providertest.Fault{Status: http.StatusUnauthorized, Path: "/active", Times: 1})
 	res, err = c.Change(ctx, &provider.Change{ID: treasury, Status: provider.StatusActive})
 	require.NoError(t, err)
 	assert.True(t, res.Changed)
@@ -393,7 +394,7 @@ func TestOAuthRefetchesAfter401(t *testing.T) {
 func TestOAuthSecond401IsAuth(t *testing.T) {
 	s := newSim(t)
 	c := oauthClient(s)
-	s.SetFault(sim.Fault{Status: http.StatusUnauthorized, Path: treasury})
+	s.SetFault(providertest.Fault{Status: http.StatusUnauthorized, Path: treasury})
 	_, err := c.Read(context.Background(), treasury)
 	pe := kindOf(t, err)
 	assert.Equal(t, provider.KindAuth, pe.Kind)
@@ -522,7 +523,7 @@ func TestTokenLife(t *testing.T) {
 func TestConcurrentCallersShareOneTokenFetch(t *testing.T) {
 	s := newSim(t)
 	c := oauthClient(s)
-	s.SetFault(sim.Fault{Hang: 200 * time.Millisecond, Path: "/oauth/token", Times: 1})
+	s.SetFault(providertest.Fault{Hang: 200 * time.Millisecond, Path: "/oauth/token", Times: 1})
 	var wg sync.WaitGroup
 	errs := make([]error, 20)
 	for i := range errs {
@@ -543,7 +544,7 @@ func TestConcurrentCallersShareOneTokenFetch(t *testing.T) {
 func TestWaiterStopsWhenItsContextEnds(t *testing.T) {
 	s := newSim(t)
 	c := oauthClient(s)
-	s.SetFault(sim.Fault{Hang: time.Second, Path: "/oauth/token", Times: 1})
+	s.SetFault(providertest.Fault{Hang: time.Second, Path: "/oauth/token", Times: 1})
 
 	leader := make(chan error, 1)
 	go func() {
@@ -571,7 +572,7 @@ func TestWaiterStopsWhenItsContextEnds(t *testing.T) {
 func TestWaiterFetchesWhenTheFetcherGivesUp(t *testing.T) {
 	s := newSim(t)
 	c := oauthClient(s)
-	s.SetFault(sim.Fault{Hang: 2 * time.Second, Path: "/oauth/token", Times: 1})
+	s.SetFault(providertest.Fault{Hang: 2 * time.Second, Path: "/oauth/token", Times: 1})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
@@ -592,7 +593,7 @@ func TestWaiterFetchesWhenTheFetcherGivesUp(t *testing.T) {
 func TestWaitersShareTheFetchError(t *testing.T) {
 	s := newSim(t)
 	c := NewOAuthClient(s.URL, "local-client-id", "wrong", newUpstream())
-	s.SetFault(sim.Fault{Hang: 200 * time.Millisecond, Path: "/oauth/token", Times: 1})
+	s.SetFault(providertest.Fault{Hang: 200 * time.Millisecond, Path: "/oauth/token", Times: 1})
 	var wg sync.WaitGroup
 	var auth atomic.Int32
 	for i := 0; i < 10; i++ {
@@ -703,13 +704,13 @@ func TestMalformedAnswers(t *testing.T) {
 	}
 
 	s := newSim(t)
-	s.SetFault(sim.Fault{Malformed: true})
+	s.SetFault(providertest.Fault{Malformed: true})
 	_, err := staticClient(s).Read(context.Background(), treasury)
 	assert.Equal(t, provider.KindUpstream, provider.KindOf(err))
-	s.SetFault(sim.Fault{WrongContentType: true})
+	s.SetFault(providertest.Fault{WrongContentType: true})
 	_, err = staticClient(s).Read(context.Background(), treasury)
 	assert.Equal(t, provider.KindUpstream, provider.KindOf(err))
-	s.SetFault(sim.Fault{Status: http.StatusServiceUnavailable})
+	s.SetFault(providertest.Fault{Status: http.StatusServiceUnavailable})
 	_, err = staticClient(s).Read(context.Background(), treasury)
 	pe := kindOf(t, err)
 	assert.Equal(t, provider.KindUpstream, pe.Kind)
@@ -797,18 +798,18 @@ func TestNoSecretLeaves(t *testing.T) {
 	token := strings.TrimPrefix(s.Requests()[1].Header.Get("Authorization"), "Bearer ")
 	require.NotEmpty(t, token)
 	var errs []error
-	s.SetFault(sim.Fault{Malformed: true})
+	s.SetFault(providertest.Fault{Malformed: true})
 	_, err = oc.Read(context.Background(), treasury)
 	errs = append(errs, err)
 	s.Clear()
 	s.ExpireTokens()
-	s.SetFault(sim.Fault{Status: http.StatusUnauthorized, Path: treasury})
+	s.SetFault(providertest.Fault{Status: http.StatusUnauthorized, Path: treasury})
 	_, err = oc.Read(context.Background(), treasury)
 	errs = append(errs, err)
 	s.Clear()
 	_, err = NewOAuthClient(s.URL, "local-client-id", "local-client-secret-wrong", newUpstream()).Read(context.Background(), treasury)
 	errs = append(errs, err)
-	s.Update(treasury, func(cr *sim.PalisadeCredential) { cr.Status = "DELETED" })
+	s.Update(treasury, func(cr *palisadetest.Credential) { cr.Status = "DELETED" })
 	_, err = oc.Change(context.Background(), &provider.Change{ID: treasury, Status: provider.StatusActive})
 	errs = append(errs, err)
 	for _, err := range errs {

@@ -14,8 +14,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/credgate/credgate/adapters/prefactor/prefactortest"
 	"github.com/credgate/credgate/module/provider"
-	"github.com/credgate/credgate/tests/sim"
+	"github.com/credgate/credgate/module/provider/providertest"
 )
 
 const (
@@ -40,9 +41,9 @@ func upstream() *provider.Upstream {
 	}
 }
 
-func newSim(t *testing.T) (*sim.Prefactor, *Client) {
+func newSim(t *testing.T) (*prefactortest.Simulator, *Client) {
 	t.Helper()
-	s := sim.NewPrefactor("")
+	s := prefactortest.New("")
 	t.Cleanup(s.Close)
 	s.AddToken(bearerToken, account)
 	s.AddToken("other-account-token", otherAcct)
@@ -264,7 +265,7 @@ func TestChangeRetriesOnlyWithKey(t *testing.T) {
 	// With an idempotency key, a transition that met a 503 is sent again (the key makes the
 	// repeat safe), and the vendor applies it once.
 	s, c := newSim(t)
-	s.SetFault(sim.Fault{Status: http.StatusServiceUnavailable, Times: 1, Path: "/suspend"})
+	s.SetFault(providertest.Fault{Status: http.StatusServiceUnavailable, Times: 1, Path: "/suspend"})
 	res, err := c.Change(context.Background(), &provider.Change{ID: activeID, Status: provider.StatusInactive, IdempotencyKey: "k-retry"})
 	require.NoError(t, err)
 	assert.True(t, res.Changed)
@@ -278,7 +279,7 @@ func TestChangeRetriesOnlyWithKey(t *testing.T) {
 
 	// Without one, the 503 is not repeated: the vendor may have applied it.
 	s, c = newSim(t)
-	s.SetFault(sim.Fault{Status: http.StatusServiceUnavailable, Times: 1, Path: "/suspend"})
+	s.SetFault(providertest.Fault{Status: http.StatusServiceUnavailable, Times: 1, Path: "/suspend"})
 	_, err = c.Change(context.Background(), &provider.Change{ID: activeID, Status: provider.StatusInactive})
 	assert.Equal(t, provider.KindUpstream, provider.KindOf(err))
 	assert.Equal(t, 1, s.Writes())
@@ -473,7 +474,7 @@ func TestErrorsAgainstSimulator(t *testing.T) {
 	assert.Equal(t, provider.KindAuth, provider.KindOf(err))
 	assert.Equal(t, 0, s.Writes())
 
-	s.SetFault(sim.Fault{Malformed: true, Times: 1})
+	s.SetFault(providertest.Fault{Malformed: true, Times: 1})
 	_, err = c.Read(ctx, activeID)
 	assert.Equal(t, provider.KindUpstream, provider.KindOf(err))
 }
@@ -513,7 +514,7 @@ func TestNoSecretInResults(t *testing.T) {
 		require.Error(t, err)
 		outputs = append(outputs, err.Error(), kindOf(t, err).Detail)
 	}
-	s.SetFault(sim.Fault{Status: 500})
+	s.SetFault(providertest.Fault{Status: 500})
 	_, err = c.Read(ctx, activeID)
 	require.Error(t, err)
 	outputs = append(outputs, err.Error())

@@ -11,8 +11,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/credgate/credgate/adapters/prefactor/prefactortest"
 	"github.com/credgate/credgate/module/provider"
-	"github.com/credgate/credgate/tests/sim"
 )
 
 func parse(t *testing.T, input string) (*Prefactor, error) {
@@ -90,7 +90,7 @@ func TestProvisionResolvesPlaceholders(t *testing.T) {
 	assert.Equal(t, "{env.CREDGATE_TEST_PREFACTOR_TOKEN}", a.Token, "never written back")
 
 	// The resolved token is what the client sends.
-	s := sim.NewPrefactor("")
+	s := prefactortest.New("")
 	defer s.Close()
 	s.AddToken("pf-provisioned-secret", account)
 	s.AddAPIToken(activeID, account, "", "active")

@@ -14,14 +14,15 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/credgate/credgate/adapters/zstack/zstacktest"
 	"github.com/credgate/credgate/module/provider"
-	"github.com/credgate/credgate/tests/sim"
+	"github.com/credgate/credgate/module/provider/providertest"
 )
 
 const (
-	demoID    = sim.ZStackDemoID
-	demoToken = sim.ZStackDemoToken
-	demoValue = sim.ZStackDemoValue
+	demoID    = zstacktest.DemoID
+	demoToken = zstacktest.DemoToken
+	demoValue = zstacktest.DemoValue
 	otherID   = "cred-00000000-0000-4000-8000-000000000001"
 )
 
@@ -29,15 +30,15 @@ func upstream() *provider.Upstream {
 	return &provider.Upstream{Transport: &http.Transport{}, MaxResponse: 1 << 16}
 }
 
-func newSim(t *testing.T) *sim.ZStack {
+func newSim(t *testing.T) *zstacktest.Simulator {
 	t.Helper()
-	z := sim.NewZStack("")
+	z := zstacktest.New("")
 	t.Cleanup(z.Close)
 	z.SeedDemo()
 	return z
 }
 
-func newClient(z *sim.ZStack, token string) *Client {
+func newClient(z *zstacktest.Simulator, token string) *Client {
 	return NewClient(z.URL, token, "", 0, upstream())
 }
 
@@ -260,7 +261,7 @@ func TestChangeInactiveThenIdempotent(t *testing.T) {
 
 func TestChangeActiveReactivates(t *testing.T) {
 	z := newSim(t)
-	z.AddCredential(sim.ZStackCredential{UUID: otherID, Name: "ci", ExpiresAt: "2020-01-01T00:00:00Z", Value: "ci-secret"})
+	z.AddCredential(zstacktest.Credential{UUID: otherID, Name: "ci", ExpiresAt: "2020-01-01T00:00:00Z", Value: "ci-secret"})
 	c := NewClient(z.URL, demoToken, "gateway-7", 48*time.Hour, upstream())
 
 	cred, err := c.Read(context.Background(), otherID)
@@ -316,7 +317,7 @@ func TestChangeActiveWithExpiry(t *testing.T) {
 	assert.Equal(t, 1, z.Writes())
 
 	// A credential that never expires gets the expiry it is asked for.
-	z.AddCredential(sim.ZStackCredential{UUID: otherID, Value: "v"})
+	z.AddCredential(zstacktest.Credential{UUID: otherID, Value: "v"})
 	cred, err := c.Read(context.Background(), otherID)
 	require.NoError(t, err)
 	assert.Equal(t, provider.StatusActive, cred.Status)
@@ -423,20 +424,20 @@ func TestErrors(t *testing.T) {
 			assert.Equal(t, "ZStack error SYS.1404", pe.Detail)
 		})
 		for _, tc := range []struct {
-			fault sim.Fault
+			fault providertest.Fault
 			kind  provider.Kind
 			code  int
 		}{
-			{sim.Fault{Status: 400}, provider.KindRejected, 400},
-			{sim.Fault{Status: 403}, provider.KindForbidden, 403},
-			{sim.Fault{Status: 409}, provider.KindConflict, 409},
-			{sim.Fault{Status: 429, RetryAfter: "7"}, provider.KindRateLimited, 429},
-			{sim.Fault{Status: 500}, provider.KindUpstream, 500},
-			{sim.Fault{Status: 503}, provider.KindUpstream, 503},
-			{sim.Fault{Malformed: true}, provider.KindUpstream, 200},
-			{sim.Fault{WrongContentType: true}, provider.KindUpstream, 200},
-			{sim.Fault{Huge: 1 << 17}, provider.KindUpstream, 200},
-			{sim.Fault{Reset: true}, provider.KindUpstream, 0},
+			{providertest.Fault{Status: 400}, provider.KindRejected, 400},
+			{providertest.Fault{Status: 403}, provider.KindForbidden, 403},
+			{providertest.Fault{Status: 409}, provider.KindConflict, 409},
+			{providertest.Fault{Status: 429, RetryAfter: "7"}, provider.KindRateLimited, 429},
+			{providertest.Fault{Status: 500}, provider.KindUpstream, 500},
+			{providertest.Fault{Status: 503}, provider.KindUpstream, 503},
+			{providertest.Fault{Malformed: true}, provider.KindUpstream, 200},
+			{providertest.Fault{WrongContentType: true}, provider.KindUpstream, 200},
+			{providertest.Fault{Huge: 1 << 17}, provider.KindUpstream, 200},
+			{providertest.Fault{Reset: true}, provider.KindUpstream, 0},
 		} {
 			name, _ := json.Marshal(tc.fault)
 			t.Run(op+" "+string(name), func(t *testing.T) {

@@ -15,10 +15,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
-	_ "github.com/credgate/credgate/adapters/digicert"
-	_ "github.com/credgate/credgate/adapters/palisade"
-	_ "github.com/credgate/credgate/adapters/prefactor"
-	_ "github.com/credgate/credgate/adapters/zstack"
+	"github.com/credgate/credgate/module/provider/providertest"
+	_ "github.com/credgate/credgate/tests/vendors" // every vendor's adapter and fixture
 	credentialstatus "github.com/credgate/credgate/module/credentialstatus"
 	"github.com/credgate/credgate/module/provider"
 )
@@ -29,7 +27,13 @@ import (
 
 // The adapters a Caddyfile may name: the four of the repository (the fake adapter of these
 // tests is registered too, but has no Caddyfile syntax).
-var caddyfileAdapters = map[string]bool{"palisade": true, "zstack": true, "prefactor": true, "digicert": true}
+var caddyfileAdapters = func() map[string]bool {
+	m := map[string]bool{}
+	for _, f := range providertest.Fixtures() {
+		m[f.Name] = true
+	}
+	return m
+}()
 
 // FuzzCaddyfile feeds Handler.UnmarshalCaddyfile the tokens of fuzzed Caddyfile text.
 //

@@ -19,10 +19,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/credgate/credgate/module/provider/providertest"
+	_ "github.com/credgate/credgate/tests/vendors"
 )
 
 // The documented addresses of `make run` (caddyfile-examples/local.Caddyfile and the
@@ -32,10 +36,15 @@ const (
 	DocAdmin = "2019"
 )
 
-// DocSims are the simulators' documented ports, by the simulators command's flag names.
-var DocSims = []struct{ Vendor, Port string }{
-	{"palisade", "9101"}, {"zstack", "9102"}, {"prefactor", "9103"}, {"digicert", "9104"},
-}
+// DocSims are the simulators' documented ports, by the simulators command's flag names: one
+// per registered vendor (tests/vendors), at its fixture's DemoPort.
+var DocSims = func() []struct{ Vendor, Port string } {
+	var out []struct{ Vendor, Port string }
+	for _, f := range providertest.Fixtures() {
+		out = append(out, struct{ Vendor, Port string }{f.Name, strconv.Itoa(f.DemoPort)})
+	}
+	return out
+}()
 
 // Binaries are the built programs.
 type Binaries struct {

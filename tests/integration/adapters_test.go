@@ -9,7 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/credgate/credgate/tests/sim"
+	"github.com/credgate/credgate/adapters/zstack/zstacktest"
+	"github.com/credgate/credgate/module/provider/providertest"
 )
 
 const (
@@ -43,7 +44,7 @@ func TestZStack(t *testing.T) {
 	tester := load(t, zstackBlock())
 	fresh(zs.Server)
 	future := time.Now().Add(365 * 24 * time.Hour).UTC().Format(time.RFC3339)
-	zs.AddCredential(sim.ZStackCredential{UUID: zsCred, Name: "prod-db", Type: "CREDENTIAL_TYPE_PASSWORD", ExpiresAt: future, Value: zsSecret, CreatedBy: "admin@example.com"})
+	zs.AddCredential(zstacktest.Credential{UUID: zsCred, Name: "prod-db", Type: "CREDENTIAL_TYPE_PASSWORD", ExpiresAt: future, Value: zsSecret, CreatedBy: "admin@example.com"})
 	put := func(body string) answer {
 		return call(t, tester, "PUT", "/credentials/"+zsCred+"/status", body)
 	}
@@ -106,7 +107,7 @@ func TestZStackOperatorIsTheAuthenticatedCaller(t *testing.T) {
 		%s
 	}`, hash, zstackBlock()))
 	fresh(zs.Server)
-	zs.AddCredential(sim.ZStackCredential{UUID: zsCred, Name: "prod-db", ExpiresAt: time.Now().Add(time.Hour).UTC().Format(time.RFC3339), Value: zsSecret})
+	zs.AddCredential(zstacktest.Credential{UUID: zsCred, Name: "prod-db", ExpiresAt: time.Now().Add(time.Hour).UTC().Format(time.RFC3339), Value: zsSecret})
 
 	a := call(t, tester, "PUT", "/credentials/"+zsCred+"/status", `{"status": "inactive"}`)
 	require.Equal(t, 401, a.status, "basic_auth guards the endpoint")
@@ -149,9 +150,9 @@ func TestPrefactor(t *testing.T) {
 	require.Equal(t, 200, a.status, a.raw)
 	assert.Equal(t, "active", a.body["status"])
 
-	pf.SetFault(sim.Fault{Status: 400, Path: "/suspend"})
+	pf.SetFault(providertest.Fault{Status: 400, Path: "/suspend"})
 	requireProblem(t, put(pfActive, `{"status": "inactive"}`), 409, "transition-not-allowed")
-	pf.SetFault(sim.Fault{Status: 409, Path: "/suspend"})
+	pf.SetFault(providertest.Fault{Status: 409, Path: "/suspend"})
 	requireProblem(t, put(pfActive, `{"status": "inactive"}`), 409, "transition-not-allowed")
 	pf.Clear()
 

@@ -10,7 +10,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/credgate/credgate/tests/sim"
+	"github.com/credgate/credgate/adapters/zstack/zstacktest"
+	"github.com/credgate/credgate/module/provider/providertest"
 )
 
 // adminURL is the in-process Caddy's admin endpoint, where admin.api.credential_status
@@ -149,7 +150,7 @@ func TestAdminAPIHoldsABreakerOpen(t *testing.T) {
 	tester := load(t, adminBlock(5))
 	releaseBreakers(t)
 	fresh(zs.Server)
-	zs.AddCredential(sim.ZStackCredential{UUID: zsCred, Name: "prod-db", ExpiresAt: time.Now().Add(time.Hour).UTC().Format(time.RFC3339), Value: zsSecret})
+	zs.AddCredential(zstacktest.Credential{UUID: zsCred, Name: "prod-db", ExpiresAt: time.Now().Add(time.Hour).UTC().Format(time.RFC3339), Value: zsSecret})
 
 	names, byName, raw := adminListing(t)
 	assert.Equal(t, adminProviders, names, "the running config's providers, sorted by name")
@@ -224,7 +225,7 @@ func TestAdminAPIHoldsATrippedBreakerClosed(t *testing.T) {
 	dcFlaky.AddKey(50001, 1, "flaky", "active")
 	get := func() answer { return call(t, tester, "GET", "/credentials/50001/status?provider=adm-flaky", "") }
 
-	dcFlaky.SetFault(sim.Fault{Status: 500})
+	dcFlaky.SetFault(providertest.Fault{Status: 500})
 	requireProblem(t, get(), 502, "provider-error")
 	requireProblem(t, get(), 502, "provider-error")
 	a := get()

@@ -13,7 +13,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/credgate/credgate/tests/sim"
+	"github.com/credgate/credgate/adapters/zstack/zstacktest"
+	"github.com/credgate/credgate/module/provider/providertest"
 )
 
 // allVendors loads a config with every adapter, and seeds one credential at each vendor.
@@ -22,7 +23,7 @@ func allVendors(t *testing.T, extra string) *caddytest.Tester {
 	tester := load(t, palisadeBlock()+zstackBlock()+prefactorBlock()+digicertBlock()+extra)
 	fresh(pal.Server, zs.Server, pf.Server, dc.Server, dcFlaky.Server)
 	pal.AddCredential("org-eu", palEU, "Treasury", "WALLETS", "ENABLED", true, false)
-	zs.AddCredential(sim.ZStackCredential{UUID: zsCred, Name: "prod-db", ExpiresAt: time.Now().Add(time.Hour).UTC().Format(time.RFC3339), Value: zsSecret})
+	zs.AddCredential(zstacktest.Credential{UUID: zsCred, Name: "prod-db", ExpiresAt: time.Now().Add(time.Hour).UTC().Format(time.RFC3339), Value: zsSecret})
 	pf.AddAPIToken(pfActive, "013xrzp12g3nqk8ngskn1wtxgka5b0nf", "", "active")
 	dc.AddKey(10001, 1, "build-server", "active")
 	dc.AddKey(10002, 1, "ci-runner", "inactive")
@@ -31,7 +32,7 @@ func allVendors(t *testing.T, extra string) *caddytest.Tester {
 
 // changes counts the requests a simulator received that could change a credential: every
 // method but GET and HEAD, Palisade's OAuth token requests left out.
-func changes(s *sim.Server) int {
+func changes(s *providertest.Server) int {
 	n := 0
 	for _, r := range s.Requests() {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead && !strings.HasSuffix(r.Path, "/oauth/token") {
@@ -148,7 +149,7 @@ func TestBatchConflictingDuplicates(t *testing.T) {
 func TestBatchStreamsNDJSON(t *testing.T) {
 	tester := allVendors(t, "")
 	// The DigiCert item takes 300 ms: the other lines come before it.
-	dc.SetFault(sim.Fault{Hang: 300 * time.Millisecond})
+	dc.SetFault(providertest.Fault{Hang: 300 * time.Millisecond})
 	req, err := http.NewRequest("POST", gatewayURL+"/credentials/status", strings.NewReader(`{"items": [
 		{"id": "10001", "status": "inactive"},
 		{"id": "`+zsCred+`", "status": "inactive"},
@@ -249,7 +250,7 @@ func TestBatchMaxConcurrent(t *testing.T) {
 				items = append(items, fmt.Sprintf(`{"id": "%d", "status": "inactive"}`, id))
 			}
 			dc.ResetLog()
-			dc.SetFault(sim.Fault{Hang: 40 * time.Millisecond})
+			dc.SetFault(providertest.Fault{Hang: 40 * time.Millisecond})
 			a, b := postBatch(t, tester, `{"items": [`+strings.Join(items, ",")+`]}`)
 			require.Equal(t, 200, a.status, a.raw)
 			assert.Equal(t, 24, b.Summary["changed"])
@@ -279,7 +280,7 @@ func TestBatchRespectsRateLimit(t *testing.T) {
 		items = append(items, fmt.Sprintf(`{"id": "%d", "status": "inactive"}`, 42000+i))
 	}
 	dc.ResetLog()
-	dc.SetFault(sim.Fault{Status: 429, RetryAfter: "1", Times: 3})
+	dc.SetFault(providertest.Fault{Status: 429, RetryAfter: "1", Times: 3})
 	a, b := postBatch(t, tester, `{"items": [`+strings.Join(items, ",")+`]}`)
 	require.Equal(t, 200, a.status, a.raw)
 	assert.Equal(t, map[string]int{"changed": 5, "unchanged": 0, "pending": 0, "failed": 0}, b.Summary)
@@ -310,4 +311,33 @@ func TestBatchRefusals(t *testing.T) {
 	a = call(t, tester, "POST", "/credentials/status", "items=1", "Content-Type", "application/x-www-form-urlencoded")
 	requireProblem(t, a, 415, "unsupported-media-type")
 	assert.Zero(t, dc.Count(""), "no refused batch reached the provider")
+}
+
+// TestBatchEveryVendor changes the fixture's credential of every vendor of tests/vendors in
+// one batch, beside an ID of each vendor's format that nobody holds, and checks each item's
+// result and each simulator's state.
+func TestBatchEveryVendor(t *testing.T) {
+	tester := load(t, fixtureBlocks("batch", ""))
+	var items []string
+	fixtures := providertest.Fixtures()
+	for _, f := range fixtures {
+		fresh(sims[f.Name].Server)
+		sims[f.Name].Add(f.ID)
+		items = append(items, `{"id": "`+f.ID+`", "status": "inactive"}`, `{"id": "`+f.UnknownID+`", "status": "inactive"}`)
+	}
+	a, b := postBatch(t, tester, `{"items": [`+strings.Join(items, ",")+`], "reason": "every vendor"}`)
+	require.Equal(t, 200, a.status, a.raw)
+	require.Len(t, b.Results, 2*len(fixtures), a.raw)
+	for i, f := range fixtures {
+		r := b.Results[2*i]
+		assert.Equal(t, f.ID, r["id"], f.Name)
+		assert.Equal(t, "batch-"+f.Name, r["provider"], f.Name)
+		assert.Equal(t, "inactive", r["status"], "%s: %v", f.Name, r)
+		assert.Equal(t, true, r["changed"], "%s: %v", f.Name, r)
+		assert.False(t, sims[f.Name].Active(f.ID), "%s holds %s inactive", f.Name, f.ID)
+		assert.Equal(t, 1, sims[f.Name].Count(f.WriteMethod), "%s: one write", f.Name)
+		assert.Equal(t, "credential-not-found", itemProblem(b.Results[2*i+1]), "%s: %v", f.Name, b.Results[2*i+1])
+		sims[f.Name].Add(f.ID)
+	}
+	assert.Equal(t, map[string]int{"changed": len(fixtures), "unchanged": 0, "pending": 0, "failed": len(fixtures)}, b.Summary)
 }

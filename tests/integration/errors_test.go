@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/credgate/credgate/tests/sim"
+	"github.com/credgate/credgate/module/provider/providertest"
 )
 
 // digicertBlock configures DigiCert providers over the shared simulators:
@@ -62,7 +62,7 @@ func digicertBlock() string {
 		}`, dc.URL, dcFlaky.URL)
 }
 
-func fresh(sims ...*sim.Server) {
+func fresh(sims ...*providertest.Server) {
 	for _, s := range sims {
 		s.Clear()
 		s.ResetLog()
@@ -187,7 +187,7 @@ func TestErrorTable(t *testing.T) {
 
 	t.Run("429 provider-rate-limited passes Retry-After on", func(t *testing.T) {
 		fresh(dc.Server)
-		dc.SetFault(sim.Fault{Status: 429, RetryAfter: "7"})
+		dc.SetFault(providertest.Fault{Status: 429, RetryAfter: "7"})
 		a := put("10001", `{"status": "inactive"}`)
 		requireProblem(t, a, 429, "provider-rate-limited")
 		assert.Equal(t, "7", a.header.Get("Retry-After"))
@@ -195,7 +195,7 @@ func TestErrorTable(t *testing.T) {
 	})
 
 	t.Run("502 provider-error", func(t *testing.T) {
-		for name, f := range map[string]sim.Fault{
+		for name, f := range map[string]providertest.Fault{
 			"5xx":                {Status: 500},
 			"malformed JSON":     {Malformed: true},
 			"wrong content type": {WrongContentType: true},
@@ -215,7 +215,7 @@ func TestErrorTable(t *testing.T) {
 
 	t.Run("504 provider-timeout within the timeout", func(t *testing.T) {
 		fresh(dc.Server)
-		dc.SetFault(sim.Fault{Hang: 5 * time.Second})
+		dc.SetFault(providertest.Fault{Hang: 5 * time.Second})
 		start := time.Now()
 		a := put("10001", `{"status": "inactive"}`)
 		requireProblem(t, a, 504, "provider-timeout")
@@ -224,7 +224,7 @@ func TestErrorTable(t *testing.T) {
 
 	t.Run("503 provider-unavailable while the breaker is open", func(t *testing.T) {
 		fresh(dcFlaky.Server)
-		dcFlaky.SetFault(sim.Fault{Status: 503})
+		dcFlaky.SetFault(providertest.Fault{Status: 503})
 		for i := 0; i < 3; i++ {
 			requireProblem(t, call(t, tester, "GET", "/credentials/50001/status?provider=flaky", ""), 502, "provider-error")
 		}

@@ -13,33 +13,28 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/credgate/credgate/tests/sim"
+	"github.com/credgate/credgate/adapters/zstack/zstacktest"
+	"github.com/credgate/credgate/module/provider/providertest"
 )
 
-// vendorTarget is one adapter's provider in the fault tests, with a credential it owns.
+// vendorTarget is one vendor's provider in the fault tests: its fixture and its simulator.
 type vendorTarget struct {
 	vendor string
 	id     string
-	server *sim.Server
+	server *providertest.Server
 	write  string // the method of the vendor's change call
 	reset  func() // puts the credential back to active
+	f      providertest.Fixture
 }
 
+// vendorTargets are the vendors of tests/vendors, from their fixtures.
 func vendorTargets() []vendorTarget {
-	return []vendorTarget{
-		{"palisade", palEU, pal.Server, http.MethodPut, func() {
-			pal.AddCredential("org-eu", palEU, "Treasury", "WALLETS", "ENABLED", true, false)
-		}},
-		{"zstack", zsCred, zs.Server, http.MethodPut, func() {
-			zs.AddCredential(sim.ZStackCredential{UUID: zsCred, Name: "prod-db", ExpiresAt: time.Now().Add(time.Hour).UTC().Format(time.RFC3339), Value: zsSecret})
-		}},
-		{"prefactor", pfActive, pf.Server, http.MethodPost, func() {
-			pf.AddAPIToken(pfActive, "013xrzp12g3nqk8ngskn1wtxgka5b0nf", "", "active")
-		}},
-		{"digicert", "10001", dc.Server, http.MethodPut, func() {
-			dc.AddKey(10001, 1, "build-server", "active")
-		}},
+	var out []vendorTarget
+	for _, f := range providertest.Fixtures() {
+		s := sims[f.Name]
+		out = append(out, vendorTarget{f.Name, f.ID, s.Server, f.WriteMethod, func() { s.Add(f.ID) }, f})
 	}
+	return out
 }
 
 // closedAddr returns a loopback address where nothing listens: connections are refused.
@@ -52,19 +47,14 @@ func closedAddr(t *testing.T) string {
 	return addr
 }
 
-// faultBlock configures, for each adapter, a provider m-<vendor> on its simulator and a
-// provider refused-<vendor> on a closed port, with the given timeout, retries and breaker.
-// Requests name the provider, so that no probe mixes them up.
+// faultBlock configures, for each vendor of tests/vendors, a provider <prefix>-<vendor> on
+// its simulator and a provider refused-<vendor> on a closed port, with the given timeout,
+// retries and breaker. Requests name the provider, so that no probe mixes them up.
 func faultBlock(t *testing.T, prefix, timeout string, retries int, breaker string) string {
 	closed := "http://" + closedAddr(t)
 	var b string
-	for _, v := range []struct{ vendor, url, secrets string }{
-		{"palisade", pal.URL, "client_id {env.PALISADE_CLIENT_ID}\n client_secret {env.PALISADE_CLIENT_SECRET}"},
-		{"zstack", zs.URL, "token {env.ZSTACK_TOKEN}"},
-		{"prefactor", pf.URL, "token {env.PREFACTOR_TOKEN}"},
-		{"digicert", dc.URL, "api_key {env.DC_PARENT_KEY}"},
-	} {
-		for _, p := range []struct{ name, url string }{{prefix + "-" + v.vendor, v.url}, {"refused-" + v.vendor, closed}} {
+	for _, v := range vendorTargets() {
+		for _, p := range []struct{ name, url string }{{prefix + "-" + v.vendor, v.server.URL}, {"refused-" + v.vendor, closed}} {
 			b += fmt.Sprintf(`
 		provider %s %s {
 			base_url %s
@@ -74,7 +64,7 @@ func faultBlock(t *testing.T, prefix, timeout string, retries int, breaker strin
 			breaker {
 				%s
 			}
-		}`, p.name, v.vendor, p.url, v.secrets, timeout, retries, breaker)
+		}`, p.name, v.vendor, p.url, v.f.Block, timeout, retries, breaker)
 		}
 	}
 	return b
@@ -86,21 +76,21 @@ func TestFaultMatrix(t *testing.T) {
 	tester := load(t, faultBlock(t, "m", "1s", 0, "failures 1000"))
 	reads := []struct {
 		name       string
-		fault      sim.Fault
+		fault      providertest.Fault
 		status     int
 		suffix     string
 		upstream   int
 		retryAfter string
 	}{
-		{"5xx", sim.Fault{Status: 500}, 502, "provider-error", 500, ""},
-		{"503", sim.Fault{Status: 503}, 502, "provider-error", 503, ""},
-		{"hang past the timeout", sim.Fault{Hang: 4 * time.Second}, 504, "provider-timeout", 0, ""},
-		{"connection reset", sim.Fault{Reset: true}, 502, "provider-error", 0, ""},
-		{"malformed JSON", sim.Fault{Malformed: true}, 502, "provider-error", 200, ""},
-		{"wrong content type", sim.Fault{WrongContentType: true}, 502, "provider-error", 200, ""},
-		{"answer over the read limit", sim.Fault{Huge: 2 << 20}, 502, "provider-error", 200, ""},
-		{"429 with Retry-After", sim.Fault{Status: 429, RetryAfter: "7"}, 429, "provider-rate-limited", 429, "7"},
-		{"429 without Retry-After", sim.Fault{Status: 429}, 429, "provider-rate-limited", 429, ""},
+		{"5xx", providertest.Fault{Status: 500}, 502, "provider-error", 500, ""},
+		{"503", providertest.Fault{Status: 503}, 502, "provider-error", 503, ""},
+		{"hang past the timeout", providertest.Fault{Hang: 4 * time.Second}, 504, "provider-timeout", 0, ""},
+		{"connection reset", providertest.Fault{Reset: true}, 502, "provider-error", 0, ""},
+		{"malformed JSON", providertest.Fault{Malformed: true}, 502, "provider-error", 200, ""},
+		{"wrong content type", providertest.Fault{WrongContentType: true}, 502, "provider-error", 200, ""},
+		{"answer over the read limit", providertest.Fault{Huge: 2 << 20}, 502, "provider-error", 200, ""},
+		{"429 with Retry-After", providertest.Fault{Status: 429, RetryAfter: "7"}, 429, "provider-rate-limited", 429, "7"},
+		{"429 without Retry-After", providertest.Fault{Status: 429}, 429, "provider-rate-limited", 429, ""},
 	}
 	for _, v := range vendorTargets() {
 		v.reset()
@@ -148,15 +138,15 @@ func TestFaultMatrix(t *testing.T) {
 	t.Run("palisade/OAuth token endpoint", func(t *testing.T) {
 		for _, f := range []struct {
 			name   string
-			fault  sim.Fault
+			fault  providertest.Fault
 			status int
 			suffix string
 		}{
-			{"5xx", sim.Fault{Status: 500}, 502, "provider-error"},
-			{"hang", sim.Fault{Hang: 4 * time.Second}, 504, "provider-timeout"},
-			{"401", sim.Fault{Status: 401}, 502, "provider-auth-failed"},
-			{"malformed", sim.Fault{Malformed: true}, 502, "provider-error"},
-			{"reset", sim.Fault{Reset: true}, 502, "provider-error"},
+			{"5xx", providertest.Fault{Status: 500}, 502, "provider-error"},
+			{"hang", providertest.Fault{Hang: 4 * time.Second}, 504, "provider-timeout"},
+			{"401", providertest.Fault{Status: 401}, 502, "provider-auth-failed"},
+			{"malformed", providertest.Fault{Malformed: true}, 502, "provider-error"},
+			{"reset", providertest.Fault{Reset: true}, 502, "provider-error"},
 		} {
 			fresh(pal.Server)
 			pal.ExpireTokens() // the cached token is refused: the adapter asks for another
@@ -180,7 +170,7 @@ func TestBreakerPerAdapter(t *testing.T) {
 			v.reset()
 			fresh(v.server)
 			path := "/credentials/" + v.id + "/status?provider=b-" + v.vendor
-			v.server.SetFault(sim.Fault{Status: 500})
+			v.server.SetFault(providertest.Fault{Status: 500})
 			for i := 0; i < 3; i++ {
 				requireProblem(t, call(t, tester, "GET", path, ""), 502, "provider-error")
 			}
@@ -203,7 +193,7 @@ func TestBreakerPerAdapter(t *testing.T) {
 			time.Sleep(1100 * time.Millisecond)
 			require.Equal(t, 200, call(t, tester, "GET", path, "").status)
 			require.Equal(t, 200, call(t, tester, "GET", path, "").status)
-			v.server.SetFault(sim.Fault{Status: 500})
+			v.server.SetFault(providertest.Fault{Status: 500})
 			requireProblem(t, call(t, tester, "GET", path, ""), 502, "provider-error")
 			v.server.Clear()
 			require.Equal(t, 200, call(t, tester, "GET", path, "").status, "closed: one failure does not open it")
@@ -220,18 +210,18 @@ func TestHealthyAnswersNeverOpenTheBreaker(t *testing.T) {
 	for i := 0; i < 4; i++ {
 		requireProblem(t, call(t, tester, "GET", "/credentials/10999/status?provider=h-digicert", ""), 404, "credential-not-found")
 		requireProblem(t, call(t, tester, "GET", "/credentials/20001/status?provider=h-digicert", ""), 403, "provider-forbidden")
-		dc.SetFault(sim.Fault{Status: 422, Method: http.MethodPut})
+		dc.SetFault(providertest.Fault{Status: 422, Method: http.MethodPut})
 		requireProblem(t, call(t, tester, "PUT", "/credentials/10001/status", `{"status": "inactive", "provider": "h-digicert"}`), 422, "unsupported-status")
-		dc.SetFault(sim.Fault{Status: 400})
+		dc.SetFault(providertest.Fault{Status: 400})
 		requireProblem(t, call(t, tester, "GET", "/credentials/10001/status?provider=h-digicert", ""), 502, "provider-error")
 		dc.Clear()
-		pf.SetFault(sim.Fault{Status: 409, Method: http.MethodPost})
+		pf.SetFault(providertest.Fault{Status: 409, Method: http.MethodPost})
 		requireProblem(t, call(t, tester, "PUT", "/credentials/"+pfActive+"/status", `{"status": "inactive", "provider": "h-prefactor"}`), 409, "transition-not-allowed")
 		pf.Clear()
 	}
 
 	// The client gives up after 100ms on a provider that hangs: its own cancellation.
-	dc.SetFault(sim.Fault{Hang: 5 * time.Second})
+	dc.SetFault(providertest.Fault{Hang: 5 * time.Second})
 	client := &http.Client{Timeout: 100 * time.Millisecond}
 	for i := 0; i < 4; i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
@@ -264,8 +254,8 @@ func TestOneOutageDoesNotSlowTheOthers(t *testing.T) {
 			timeout 3s
 		}`, dcFlaky.URL, zs.URL))
 	fresh(dcFlaky.Server, zs.Server)
-	zs.AddCredential(sim.ZStackCredential{UUID: zsCred, Name: "prod-db", ExpiresAt: time.Now().Add(time.Hour).UTC().Format(time.RFC3339), Value: zsSecret})
-	dcFlaky.SetFault(sim.Fault{Hang: 2 * time.Second})
+	zs.AddCredential(zstacktest.Credential{UUID: zsCred, Name: "prod-db", ExpiresAt: time.Now().Add(time.Hour).UTC().Format(time.RFC3339), Value: zsSecret})
+	dcFlaky.SetFault(providertest.Fault{Hang: 2 * time.Second})
 
 	var wg sync.WaitGroup
 	slowDone := make(chan struct{})
@@ -301,13 +291,13 @@ func TestRetries(t *testing.T) {
 	fresh(dc.Server, pf.Server)
 	dc.AddKey(10001, 1, "build-server", "active")
 
-	dc.SetFault(sim.Fault{Status: 503, Times: 2})
+	dc.SetFault(providertest.Fault{Status: 503, Times: 2})
 	a := call(t, tester, "GET", "/credentials/10001/status?provider=r-digicert", "")
 	require.Equal(t, 200, a.status, a.raw)
 	assert.Equal(t, 3, dc.Count("GET"), "two retries after 503")
 
 	fresh(dc.Server)
-	dc.SetFault(sim.Fault{Status: 429, RetryAfter: "1", Times: 1})
+	dc.SetFault(providertest.Fault{Status: 429, RetryAfter: "1", Times: 1})
 	start := time.Now()
 	a = call(t, tester, "GET", "/credentials/10001/status?provider=r-digicert", "")
 	require.Equal(t, 200, a.status, a.raw)
@@ -315,14 +305,14 @@ func TestRetries(t *testing.T) {
 	assert.Equal(t, 2, dc.Count("GET"))
 
 	fresh(dc.Server)
-	dc.SetFault(sim.Fault{Status: 429, RetryAfter: "30"})
+	dc.SetFault(providertest.Fault{Status: 429, RetryAfter: "30"})
 	a = call(t, tester, "GET", "/credentials/10001/status?provider=r-digicert", "")
 	requireProblem(t, a, 429, "provider-rate-limited")
 	assert.Equal(t, "30", a.header.Get("Retry-After"))
 	assert.Equal(t, 1, dc.Count("GET"), "a Retry-After past the 5s budget is passed on, not waited for")
 
 	fresh(dc.Server)
-	dc.SetFault(sim.Fault{Status: 500, Times: 1})
+	dc.SetFault(providertest.Fault{Status: 500, Times: 1})
 	a = call(t, tester, "GET", "/credentials/10001/status?provider=r-digicert", "")
 	requireProblem(t, a, 502, "provider-error")
 	assert.Equal(t, 1, dc.Count("GET"), "a 500 is not repeated")
@@ -330,13 +320,13 @@ func TestRetries(t *testing.T) {
 
 	pf.AddAPIToken(pfActive, "013xrzp12g3nqk8ngskn1wtxgka5b0nf", "", "active")
 	fresh(pf.Server)
-	pf.SetFault(sim.Fault{Status: 503, Method: http.MethodPost, Times: 1})
+	pf.SetFault(providertest.Fault{Status: 503, Method: http.MethodPost, Times: 1})
 	a = call(t, tester, "PUT", "/credentials/"+pfActive+"/status", `{"status": "inactive", "provider": "r-prefactor"}`)
 	requireProblem(t, a, 502, "provider-error")
 	assert.Equal(t, 1, pf.Count("POST"), "a transition without an idempotency key is not repeated")
 
 	fresh(pf.Server)
-	pf.SetFault(sim.Fault{Status: 503, Method: http.MethodPost, Times: 1})
+	pf.SetFault(providertest.Fault{Status: 503, Method: http.MethodPost, Times: 1})
 	a = call(t, tester, "PUT", "/credentials/"+pfActive+"/status", `{"status": "inactive", "provider": "r-prefactor"}`, "Idempotency-Key", "INC-7")
 	require.Equal(t, 200, a.status, a.raw)
 	assert.Equal(t, 2, pf.Count("POST"), "with a key, Prefactor applies it once: repeated")

@@ -1,5 +1,5 @@
 // Package integration tests credgate as users run it: an in-process Caddy (caddytest) with
-// the credential_status handler in front of the vendor simulators of tests/sim, over HTTP.
+// the credential_status handler in front of the vendor simulators of tests/vendors, over HTTP.
 //
 // caddytest runs one Caddy per test binary, on the admin port 2999: the tests here do not
 // run in parallel, and every live test lives in this package.
@@ -21,60 +21,66 @@ import (
 	"go.uber.org/goleak"
 
 	_ "github.com/credgate/credgate"
-	"github.com/credgate/credgate/tests/sim"
+	"github.com/credgate/credgate/adapters/digicert/digicerttest"
+	"github.com/credgate/credgate/adapters/palisade/palisadetest"
+	"github.com/credgate/credgate/adapters/prefactor/prefactortest"
+	"github.com/credgate/credgate/adapters/zstack/zstacktest"
+	"github.com/credgate/credgate/module/provider/providertest"
+	_ "github.com/credgate/credgate/tests/vendors"
 )
 
 // gatewayURL is where the in-process Caddy serves the handler.
 const gatewayURL = "http://localhost:9080"
 
-// The simulators every test shares; tests reset their faults and logs with fresh().
+// The simulators every test shares, one per vendor of tests/vendors, started from its
+// fixture (seeded for tests, its Env set); tests reset their faults and logs with fresh().
+var sims = map[string]*providertest.Sim{}
+
+// The same simulators, typed, for the tests that know the vendor, with the data those tests
+// add to the fixtures' seeds; and a second DigiCert.
 var (
-	dc      *sim.DigiCert // accounts 1 (parent of 3) and 2 (unrelated)
-	dcFlaky *sim.DigiCert // a second DigiCert for breaker tests
-	zs      *sim.ZStack
-	pf      *sim.Prefactor
-	pal     *sim.Palisade // organizations org-eu (OAuth client) and org-us (static token)
+	dc      *digicerttest.Simulator // accounts 1 (parent of 3) and 2 (unrelated)
+	dcFlaky *digicerttest.Simulator // a second DigiCert for breaker tests
+	zs      *zstacktest.Simulator
+	pf      *prefactortest.Simulator
+	pal     *palisadetest.Simulator // organizations org-eu (OAuth client) and org-us (static token)
 )
 
 func TestMain(m *testing.M) {
-	dc = sim.NewDigiCert("")
-	dc.AddAccount(1, 0, "k-parent")
+	for _, f := range providertest.Fixtures() {
+		sims[f.Name] = f.Start("")
+		// Secrets reach the config through placeholders, as in production.
+		for k, v := range f.Env {
+			os.Setenv(k, v)
+		}
+	}
+	dc = sims["digicert"].Vendor.(*digicerttest.Simulator)
 	dc.AddAccount(3, 1, "k-sub")
 	dc.AddAccount(2, 0, "k-other")
-	dc.AddKey(10001, 1, "build-server", "active")
 	dc.AddKey(10002, 1, "ci-runner", "inactive")
 	dc.AddKey(20001, 2, "partner-b", "active")
 	dc.AddKey(30001, 3, "staging", "active")
-	dcFlaky = sim.NewDigiCert("")
+	dcFlaky = digicerttest.New("")
 	dcFlaky.AddAccount(1, 0, "k-flaky")
 	dcFlaky.AddKey(50001, 1, "flaky", "active")
 
-	zs = sim.NewZStack("")
-	zs.AddToken("zs-token")
-	pf = sim.NewPrefactor("")
-	pf.AddToken("pf-token", "013xrzp12g3nqk8ngskn1wtxgka5b0nf")
-
-	pal = sim.NewPalisade("")
-	pal.AddClient("org-eu", "cid-eu", "csecret-eu")
+	zs = sims["zstack"].Vendor.(*zstacktest.Simulator)
+	pf = sims["prefactor"].Vendor.(*prefactortest.Simulator)
+	pal = sims["palisade"].Vendor.(*palisadetest.Simulator)
 	pal.AddToken("org-us", "ptoken-us")
 
-	// Secrets reach the config through placeholders, as in production.
-	os.Setenv("PALISADE_CLIENT_ID", "cid-eu")
-	os.Setenv("PALISADE_CLIENT_SECRET", "csecret-eu")
 	os.Setenv("PALISADE_TOKEN", "ptoken-us")
 	os.Setenv("PALISADE_BAD_SECRET", "not-the-secret")
 	os.Setenv("DC_BAD_KEY", "not-a-partner-key")
-	os.Setenv("ZSTACK_TOKEN", "zs-token")
-	os.Setenv("PREFACTOR_TOKEN", "pf-token")
-	os.Setenv("DC_PARENT_KEY", "k-parent")
 	os.Setenv("DC_SUB_KEY", "k-sub")
 	os.Setenv("DC_OTHER_KEY", "k-other")
 	os.Setenv("DC_FLAKY_KEY", "k-flaky")
 
 	code := m.Run()
-	for _, s := range []*sim.Server{dc.Server, dcFlaky.Server, zs.Server, pf.Server, pal.Server} {
+	for _, s := range sims {
 		s.Close()
 	}
+	dcFlaky.Close()
 	if code == 0 {
 		code = checkLeaks()
 	}

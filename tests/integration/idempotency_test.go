@@ -17,7 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/credgate/credgate/tests/sim"
+	"github.com/credgate/credgate/module/provider/providertest"
 )
 
 // The Idempotency-Key tests run on DigiCert keys of their own (account 1, 6xxxx), so that
@@ -139,7 +139,7 @@ func awaitPut(t *testing.T, id int) {
 // holdPut makes DigiCert hold its next write for a few seconds before doing it, so that the
 // request that sent it is still running while the test sends others with its key.
 func holdPut() {
-	dc.SetFault(sim.Fault{Hang: 3 * time.Second, Method: http.MethodPut, Times: 1})
+	dc.SetFault(providertest.Fault{Hang: 3 * time.Second, Method: http.MethodPut, Times: 1})
 }
 
 // inBackground sends a request from a goroutine; the answer comes on the channel.
@@ -257,13 +257,13 @@ func TestIdempotencyTransientNotKept(t *testing.T) {
 		puts    int // the writes DigiCert received for the failed request
 	}{
 		{name: "500", status: 502, problem: "provider-error", puts: 1,
-			fail: func(*testing.T) { dc.SetFault(sim.Fault{Status: 500, Method: http.MethodPut, Times: 1}) }},
+			fail: func(*testing.T) { dc.SetFault(providertest.Fault{Status: 500, Method: http.MethodPut, Times: 1}) }},
 		{name: "503", status: 502, problem: "provider-error", puts: 1,
-			fail: func(*testing.T) { dc.SetFault(sim.Fault{Status: 503, Method: http.MethodPut, Times: 1}) }},
+			fail: func(*testing.T) { dc.SetFault(providertest.Fault{Status: 503, Method: http.MethodPut, Times: 1}) }},
 		{name: "429", status: 429, problem: "provider-rate-limited", puts: 1,
 			// Past the provider's timeout: passed on, not waited for.
 			fail: func(*testing.T) {
-				dc.SetFault(sim.Fault{Status: 429, RetryAfter: "30", Method: http.MethodPut, Times: 1})
+				dc.SetFault(providertest.Fault{Status: 429, RetryAfter: "30", Method: http.MethodPut, Times: 1})
 			}},
 		{name: "breaker open", status: 503, problem: "provider-unavailable", puts: 0,
 			fail: func(t *testing.T) { setBreaker(t, "idem", "open") },
@@ -458,7 +458,7 @@ func TestIdempotencyBatchTransientItemNotKept(t *testing.T) {
 	idemCreds(61084, 61085)
 	key := idemKey("batch-transient")
 	body := `{"items": [{"id": "61084", "status": "inactive"}, {"id": "61085", "status": "inactive"}]}`
-	dc.SetFault(sim.Fault{Status: 503, Path: "/61085", Times: 1})
+	dc.SetFault(providertest.Fault{Status: 503, Path: "/61085", Times: 1})
 	a := call(t, tester, "POST", "/credentials/status", body, "Idempotency-Key", key)
 	require.Equal(t, 200, a.status, a.raw)
 	assert.Contains(t, a.raw, `"failed":1`)

@@ -29,8 +29,9 @@ import (
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/credgate/credgate/adapters/zstack/zstacktest"
 	"github.com/credgate/credgate/module/credentialstatus"
-	"github.com/credgate/credgate/tests/sim"
+	"github.com/credgate/credgate/module/provider/providertest"
 )
 
 // openapi.yaml is checked in three ways, so that clients can trust what they generate from
@@ -911,11 +912,11 @@ type liveCase struct {
 // on a documented answer that no case produced.
 func TestOpenAPILiveAnswers(t *testing.T) {
 	s := loadSpec(t)
-	sims := []*sim.Server{dc.Server, dcFlaky.Server, zs.Server, pf.Server, pal.Server}
+	sims := []*providertest.Server{dc.Server, dcFlaky.Server, zs.Server, pf.Server, pal.Server}
 	fresh(sims...)
 	dc.AddKey(10001, 1, "build-server", "active")
 	pal.AddCredential("org-eu", palApproval, "Payouts", "TRANSACTIONS", "ENABLED", true, true)
-	zs.AddCredential(sim.ZStackCredential{UUID: zsCred, Name: "prod-db", Type: "CREDENTIAL_TYPE_PASSWORD", ExpiresAt: time.Now().Add(time.Hour).UTC().Format(time.RFC3339), Value: zsSecret})
+	zs.AddCredential(zstacktest.Credential{UUID: zsCred, Name: "prod-db", Type: "CREDENTIAL_TYPE_PASSWORD", ExpiresAt: time.Now().Add(time.Hour).UTC().Format(time.RFC3339), Value: zsSecret})
 	pf.AddAPIToken(pfActive, "013xrzp12g3nqk8ngskn1wtxgka5b0nf", "", "active")
 	pf.AddAPIToken(pfRevoked, "013xrzp12g3nqk8ngskn1wtxgka5b0nf", "", "revoked")
 	seen := map[string]bool{}
@@ -925,7 +926,9 @@ func TestOpenAPILiveAnswers(t *testing.T) {
 	}()
 
 	const dcKey = "/credentials/10001/status"
-	fault := func(srv *sim.Server, f sim.Fault) func(*testing.T) { return func(*testing.T) { srv.SetFault(f) } }
+	fault := func(srv *providertest.Server, f providertest.Fault) func(*testing.T) {
+		return func(*testing.T) { srv.SetFault(f) }
+	}
 	// record validates an answer against the document, and counts it as produced.
 	record := func(t *testing.T, method, path string, a answer) {
 		t.Helper()
@@ -1066,16 +1069,16 @@ func TestOpenAPILiveAnswers(t *testing.T) {
 		{name: "no pattern matches", method: "GET", path: "/credentials/abc/status", status: 404, problem: "credential-not-found"},
 		{name: "unknown at the provider", method: "GET", path: "/credentials/10999/status", status: 404, problem: "credential-not-found"},
 		{name: "ambiguous", method: "GET", path: "/credentials/30001/status", status: 409, problem: "ambiguous-credential"},
-		{name: "provider answers 409", method: "GET", path: dcKey, setup: fault(dc.Server, sim.Fault{Status: 409}), status: 409, problem: "transition-not-allowed"},
-		{name: "provider answers 422", method: "GET", path: dcKey, setup: fault(dc.Server, sim.Fault{Status: 422}), status: 422, problem: "unsupported-status"},
-		{name: "rate limited", method: "GET", path: dcKey, setup: fault(dc.Server, sim.Fault{Status: 429, RetryAfter: "7"}), status: 429, problem: "provider-rate-limited"},
-		{name: "rate limited without Retry-After", method: "GET", path: dcKey, setup: fault(dc.Server, sim.Fault{Status: 429}), status: 429, problem: "provider-rate-limited"},
-		{name: "client gone", method: "GET", path: "/credentials/" + pfActive + "/status?provider=oa-pf", halfClose: true, setup: fault(pf.Server, sim.Fault{Hang: 5 * time.Second}), status: 499, problem: "request-canceled"},
+		{name: "provider answers 409", method: "GET", path: dcKey, setup: fault(dc.Server, providertest.Fault{Status: 409}), status: 409, problem: "transition-not-allowed"},
+		{name: "provider answers 422", method: "GET", path: dcKey, setup: fault(dc.Server, providertest.Fault{Status: 422}), status: 422, problem: "unsupported-status"},
+		{name: "rate limited", method: "GET", path: dcKey, setup: fault(dc.Server, providertest.Fault{Status: 429, RetryAfter: "7"}), status: 429, problem: "provider-rate-limited"},
+		{name: "rate limited without Retry-After", method: "GET", path: dcKey, setup: fault(dc.Server, providertest.Fault{Status: 429}), status: 429, problem: "provider-rate-limited"},
+		{name: "client gone", method: "GET", path: "/credentials/" + pfActive + "/status?provider=oa-pf", halfClose: true, setup: fault(pf.Server, providertest.Fault{Hang: 5 * time.Second}), status: 499, problem: "request-canceled"},
 		{name: "bad partner key", method: "GET", path: dcKey + "?provider=oa-dc-badkey", status: 502, problem: "provider-auth-failed"},
-		{name: "5xx", method: "GET", path: dcKey, setup: fault(dc.Server, sim.Fault{Status: 500}), status: 502, problem: "provider-error"},
-		{name: "malformed answer", method: "GET", path: dcKey, setup: fault(dc.Server, sim.Fault{Malformed: true}), status: 502, problem: "provider-error"},
+		{name: "5xx", method: "GET", path: dcKey, setup: fault(dc.Server, providertest.Fault{Status: 500}), status: 502, problem: "provider-error"},
+		{name: "malformed answer", method: "GET", path: dcKey, setup: fault(dc.Server, providertest.Fault{Malformed: true}), status: 502, problem: "provider-error"},
 		{name: "a candidate cannot be asked", method: "GET", path: "/credentials/90001/status", status: 503, problem: "provider-unavailable"},
-		{name: "timeout", method: "GET", path: dcKey, setup: fault(dc.Server, sim.Fault{Hang: 3 * time.Second}), status: 504, problem: "provider-timeout"},
+		{name: "timeout", method: "GET", path: dcKey, setup: fault(dc.Server, providertest.Fault{Hang: 3 * time.Second}), status: 504, problem: "provider-timeout"},
 
 		{name: "change", method: "PUT", path: dcKey, body: `{"status": "inactive", "reason": "INC-42"}`, status: 200},
 		{name: "unchanged", method: "PUT", path: dcKey, body: `{"status": "inactive", "provider": "oa-dc"}`, status: 200},
@@ -1096,8 +1099,8 @@ func TestOpenAPILiveAnswers(t *testing.T) {
 		{name: "not JSON", method: "PUT", path: dcKey, body: `{"status": "inactive"}`, header: []string{"Content-Type", "text/plain"}, status: 415, problem: "unsupported-media-type"},
 		{name: "no revoked state", method: "PUT", path: dcKey, body: `{"status": "revoked"}`, status: 422, problem: "unsupported-status"},
 		{name: "no expiry", method: "PUT", path: dcKey, body: `{"status": "active", "expires_at": "2031-06-30T12:00:00Z"}`, status: 422, problem: "unsupported-status"},
-		{name: "rate limited", method: "PUT", path: dcKey, body: `{"status": "active"}`, setup: fault(dc.Server, sim.Fault{Status: 429, RetryAfter: "7"}), status: 429, problem: "provider-rate-limited"},
-		{name: "client gone while probing", method: "PUT", path: "/credentials/30001/status", body: `{"status": "inactive"}`, halfClose: true, setup: fault(dc.Server, sim.Fault{Hang: 1500 * time.Millisecond}), status: 499, problem: "request-canceled",
+		{name: "rate limited", method: "PUT", path: dcKey, body: `{"status": "active"}`, setup: fault(dc.Server, providertest.Fault{Status: 429, RetryAfter: "7"}), status: 429, problem: "provider-rate-limited"},
+		{name: "client gone while probing", method: "PUT", path: "/credentials/30001/status", body: `{"status": "inactive"}`, halfClose: true, setup: fault(dc.Server, providertest.Fault{Hang: 1500 * time.Millisecond}), status: 499, problem: "request-canceled",
 			after: func(t *testing.T) {
 				// The probe goes on without the client, until the candidates' 1s timeout:
 				// a request for the same ID waits for it (or, when it has ended, probes
@@ -1106,9 +1109,9 @@ func TestOpenAPILiveAnswers(t *testing.T) {
 				assert.Contains(t, []int{409, 503}, a.status, a.raw)
 			}},
 		{name: "bad partner key", method: "PUT", path: dcKey, body: `{"status": "active", "provider": "oa-dc-badkey"}`, status: 502, problem: "provider-auth-failed"},
-		{name: "5xx on the write", method: "PUT", path: dcKey, body: `{"status": "active"}`, setup: fault(dc.Server, sim.Fault{Status: 500, Method: http.MethodPut}), status: 502, problem: "provider-error"},
+		{name: "5xx on the write", method: "PUT", path: dcKey, body: `{"status": "active"}`, setup: fault(dc.Server, providertest.Fault{Status: 500, Method: http.MethodPut}), status: 502, problem: "provider-error"},
 		{name: "a candidate cannot be asked", method: "PUT", path: "/credentials/90001/status", body: `{"status": "inactive"}`, status: 503, problem: "provider-unavailable"},
-		{name: "timeout", method: "PUT", path: dcKey, body: `{"status": "active"}`, setup: fault(dc.Server, sim.Fault{Hang: 3 * time.Second, Method: http.MethodPut}), status: 504, problem: "provider-timeout"},
+		{name: "timeout", method: "PUT", path: dcKey, body: `{"status": "active"}`, setup: fault(dc.Server, providertest.Fault{Hang: 3 * time.Second, Method: http.MethodPut}), status: 504, problem: "provider-timeout"},
 
 		{name: "dry run", method: "PUT", path: dcKey + "?dry_run=true", body: `{"status": "active"}`, status: 200, after: nothingWritten,
 			check: func(t *testing.T, a answer) {
@@ -1126,7 +1129,7 @@ func TestOpenAPILiveAnswers(t *testing.T) {
 		{name: "Idempotency-Key reused", method: "PUT", path: dcKey, body: `{"status": "active"}`, header: putReused, status: 422, problem: "idempotency-key-reused",
 			setup: func(t *testing.T) { before(t, "PUT", dcKey, `{"status": "inactive"}`, 200, putReused...) }},
 
-		{name: "opens the breaker", method: "GET", path: "/credentials/50001/status?provider=oa-flaky", setup: fault(dcFlaky.Server, sim.Fault{Status: 500}), status: 502, problem: "provider-error"},
+		{name: "opens the breaker", method: "GET", path: "/credentials/50001/status?provider=oa-flaky", setup: fault(dcFlaky.Server, providertest.Fault{Status: 500}), status: 502, problem: "provider-error"},
 		{name: "breaker open", method: "GET", path: "/credentials/50001/status?provider=oa-flaky", status: 503, problem: "provider-unavailable"},
 		{name: "breaker open", method: "PUT", path: "/credentials/50001/status", body: `{"status": "inactive", "provider": "oa-flaky"}`, status: 503, problem: "provider-unavailable"},
 
@@ -1144,7 +1147,7 @@ func TestOpenAPILiveAnswers(t *testing.T) {
 
 	// Retry-After: the provider's with a 429, the breaker's with a 503.
 	fresh(sims...)
-	dc.SetFault(sim.Fault{Status: 429, RetryAfter: "7"})
+	dc.SetFault(providertest.Fault{Status: 429, RetryAfter: "7"})
 	a := call(t, tester, "GET", dcKey, "")
 	assert.Equal(t, "7", a.header.Get("Retry-After"))
 	fresh(sims...)

@@ -18,7 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/credgate/credgate/tests/sim"
+	"github.com/credgate/credgate/module/provider/providertest"
 )
 
 // metricsURL is Caddy's admin endpoint for Prometheus, which serves the config's registry.
@@ -102,7 +102,7 @@ func TestMetrics(t *testing.T) {
 	requireProblem(t, call(t, tester, "GET", "/credentials/abc/status", ""), 404, "credential-not-found")
 	requireProblem(t, call(t, tester, "DELETE", "/credentials/10001/status", ""), 405, "method-not-allowed")
 	// The flaky provider fails 3 times: its breaker opens.
-	dcFlaky.SetFault(sim.Fault{Status: 500})
+	dcFlaky.SetFault(providertest.Fault{Status: 500})
 	for i := 0; i < 3; i++ {
 		requireProblem(t, call(t, tester, "GET", "/credentials/50001/status?provider=flaky", ""), 502, "provider-error")
 	}
@@ -182,7 +182,7 @@ func TestAuditTrail(t *testing.T) {
 	requireProblem(t, call(t, tester, "PUT", "/credentials/77777/status", `{"status": "inactive"}`, "Authorization", auth), 404, "credential-not-found")
 	requireProblem(t, call(t, tester, "PUT", "/credentials/10001/status", `{"status": "sleeping"}`, "Authorization", auth), 400, "invalid-request")
 	requireProblem(t, call(t, tester, "PUT", "/credentials/10001/status", `{"status": "revoked"}`, "Authorization", auth), 422, "unsupported-status")
-	dc.SetFault(sim.Fault{Status: 500})
+	dc.SetFault(providertest.Fault{Status: 500})
 	requireProblem(t, call(t, tester, "PUT", "/credentials/10001/status", `{"status": "active"}`, "Authorization", auth), 502, "provider-error")
 	dc.Clear()
 	require.Equal(t, 200, call(t, tester, "GET", "/credentials/10001/status", "", "Authorization", auth).status, "a read is not audited")

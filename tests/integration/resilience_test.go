@@ -18,7 +18,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/credgate/credgate/tests/sim"
+	"github.com/credgate/credgate/adapters/zstack/zstacktest"
+	"github.com/credgate/credgate/module/provider/providertest"
 )
 
 // TestReloadUnderLoadFailsNoRequest reloads the config ten times while clients read and
@@ -60,7 +61,7 @@ func TestReloadUnderLoadFailsNoRequest(t *testing.T) {
 	load(t, configs[0])
 	fresh(dc.Server, zs.Server)
 	dc.AddKey(10001, 1, "build-server", "active")
-	zs.AddCredential(sim.ZStackCredential{UUID: zsCred, Name: "prod-db", ExpiresAt: time.Now().Add(time.Hour).UTC().Format(time.RFC3339), Value: zsSecret})
+	zs.AddCredential(zstacktest.Credential{UUID: zsCred, Name: "prod-db", ExpiresAt: time.Now().Add(time.Hour).UTC().Format(time.RFC3339), Value: zsSecret})
 
 	var (
 		stop     atomic.Bool
@@ -143,7 +144,7 @@ func TestReloadLetsInFlightChangesFinish(t *testing.T) {
 	tester := load(t, block)
 	fresh(dc.Server)
 	dc.AddKey(10001, 1, "build-server", "active")
-	dc.SetFault(sim.Fault{Hang: 1500 * time.Millisecond, Method: http.MethodPut})
+	dc.SetFault(providertest.Fault{Hang: 1500 * time.Millisecond, Method: http.MethodPut})
 
 	done := make(chan answer, 1)
 	go func() { done <- call(t, tester, "PUT", "/credentials/10001/status", `{"status": "inactive"}`) }()
@@ -171,7 +172,7 @@ func TestClientLeavingDoesNotCutAChange(t *testing.T) {
 		}`, dc.URL))
 	fresh(dc.Server)
 	dc.AddKey(10001, 1, "build-server", "active")
-	dc.SetFault(sim.Fault{Hang: time.Second, Method: http.MethodPut})
+	dc.SetFault(providertest.Fault{Hang: time.Second, Method: http.MethodPut})
 
 	client := &http.Client{Timeout: 200 * time.Millisecond}
 	req, _ := http.NewRequest("PUT", gatewayURL+"/credentials/10001/status", strings.NewReader(`{"status": "inactive"}`))
@@ -216,7 +217,8 @@ func TestTLSToProviders(t *testing.T) {
 	assert.Equal(t, "build-server", a.body["credential"].(map[string]any)["name"])
 }
 
-// TestSecretsNeverLeak runs every adapter through successes and failures with Caddy logging
+// TestSecretsNeverLeak runs every vendor of tests/vendors (a provider from its fixture, and
+// the vendor-specific ones of leakExtras) through successes and failures with Caddy logging
 // at DEBUG to a file, then looks for every configured secret, every token the providers
 // issued, every secret the providers returned and one planted in a vendor's error message,
 // in every answer and in the whole log.
@@ -233,16 +235,17 @@ func TestSecretsNeverLeak(t *testing.T) {
 	credential_status {
 		%s
 		%s
-		%s
-		%s
-	}`, logFile, palisadeBlock(), zstackBlock(), prefactorBlock(), digicertBlock()))
+	}`, logFile, fixtureBlocks("leak", "breaker {\n failures 1000\n }"), leakExtras()))
 
-	fresh(pal.Server, zs.Server, pf.Server, dc.Server, dcFlaky.Server)
-	pal.AddCredential("org-eu", palEU, "Treasury", "WALLETS", "ENABLED", true, false)
+	fresh(dcFlaky.Server)
+	var ids []string // every vendor's ID, then the vendor-specific ones
+	for _, f := range providertest.Fixtures() {
+		fresh(sims[f.Name].Server)
+		sims[f.Name].Add(f.ID)
+		ids = append(ids, f.ID)
+	}
 	pal.AddCredential("org-us", palUS, "Settlement", "TRANSACTIONS", "ENABLED", true, true)
-	zs.AddCredential(sim.ZStackCredential{UUID: zsCred, Name: "prod-db", ExpiresAt: time.Now().Add(time.Hour).UTC().Format(time.RFC3339), Value: zsSecret})
-	pf.AddAPIToken(pfActive, "013xrzp12g3nqk8ngskn1wtxgka5b0nf", "", "active")
-	dc.AddKey(10001, 1, "build-server", "active")
+	ids = append(ids, palUS, "20001", "30001", "90001")
 	const planted = "PLANTED-SECRET-IN-A-VENDOR-MESSAGE"
 
 	var answers []string
@@ -252,7 +255,6 @@ func TestSecretsNeverLeak(t *testing.T) {
 			answers = append(answers, k+": "+strings.Join(v, ","))
 		}
 	}
-	ids := []string{palEU, palUS, zsCred, pfActive, "10001", "20001", "30001", "90001"}
 	for _, id := range ids {
 		record(call(t, tester, "GET", "/credentials/"+id+"/status", ""))
 		record(call(t, tester, "PUT", "/credentials/"+id+"/status", `{"status": "inactive"}`))
@@ -262,23 +264,22 @@ func TestSecretsNeverLeak(t *testing.T) {
 	record(call(t, tester, "PUT", "/credentials/10001/status", `{"status": "inactive", "provider": "dc-badkey"}`))
 	pal.ExpireTokens()
 	record(call(t, tester, "GET", "/credentials/"+palEU+"/status", ""))
-	for _, s := range []*sim.Server{pal.Server, zs.Server, pf.Server, dc.Server} {
+	for _, f := range providertest.Fixtures() {
+		s := sims[f.Name]
 		for _, code := range []int{400, 401, 403, 404, 409, 422, 429, 500} {
-			s.SetFault(sim.Fault{Status: code, Message: planted + " token " + "zs-token"})
-			for _, id := range ids[:5] {
+			s.SetFault(providertest.Fault{Status: code, Message: planted + " token " + "zs-token"})
+			for _, id := range ids[:len(sims)+1] {
 				record(call(t, tester, "PUT", "/credentials/"+id+"/status", `{"status": "inactive"}`))
 			}
 		}
 		s.Clear()
 	}
 
-	secrets := []string{
-		"k-parent", "k-sub", "k-other", "k-flaky", "not-a-partner-key",
-		"zs-token", zsSecret, "pf-token", "csecret-eu", "ptoken-us", "not-the-secret", planted,
+	secrets := []string{"k-sub", "k-other", "k-flaky", "not-a-partner-key", "ptoken-us", "not-the-secret", planted}
+	for _, f := range providertest.Fixtures() {
+		secrets = append(secrets, sims[f.Name].Secrets()...)
 	}
-	secrets = append(secrets, pal.IssuedTokens()...)
-	for _, id := range []string{palEU, palUS} {
-		c, _ := pal.Credential(id)
+	if c, ok := pal.Credential(palUS); ok {
 		secrets = append(secrets, c.ClientSecret)
 	}
 	require.NotEmpty(t, pal.IssuedTokens(), "the scenario used OAuth")
@@ -324,7 +325,7 @@ func TestStateSurvivesACaddyReload(t *testing.T) {
 	tester := load(t, block("negative_ttl 5s", "failures 2\n open_for 1m"))
 	fresh(dc.Server, dcFlaky.Server)
 	dc.AddKey(20001, 2, "partner-b", "active")
-	dcFlaky.SetFault(sim.Fault{Status: 500})
+	dcFlaky.SetFault(providertest.Fault{Status: 500})
 	for i := 0; i < 2; i++ {
 		requireProblem(t, call(t, tester, "GET", "/credentials/60001/status?provider=survivor", ""), 502, "provider-error")
 	}
@@ -343,4 +344,63 @@ func TestStateSurvivesACaddyReload(t *testing.T) {
 	requireProblem(t, call(t, tester, "GET", "/credentials/60001/status?provider=survivor", ""), 502, "provider-error")
 	assert.Equal(t, 3, dcFlaky.Count(""), "new breaker settings: a fresh, closed breaker")
 	dcFlaky.Clear()
+}
+
+// fixtureBlocks configures one provider <prefix>-<vendor> per vendor of tests/vendors, on its
+// simulator, as its fixture says, without retries, with the extra subdirectives.
+func fixtureBlocks(prefix, extra string) string {
+	var b string
+	for _, f := range providertest.Fixtures() {
+		b += fmt.Sprintf(`
+		provider %s-%s %s {
+			base_url %s
+			%s
+			retries 0
+			%s
+		}`, prefix, f.Name, f.Name, sims[f.Name].URL, f.Block, extra)
+	}
+	return b
+}
+
+// leakExtras are the providers of TestSecretsNeverLeak with secrets of their own: a
+// Palisade organization on a static token, DigiCert accounts of other keys, and a wrong
+// secret of each.
+func leakExtras() string {
+	return fmt.Sprintf(`
+		provider custody-us palisade {
+			base_url %[1]s
+			token {env.PALISADE_TOKEN}
+			retries 0
+		}
+		provider custody-badsecret palisade {
+			base_url %[1]s
+			client_id {env.PALISADE_CLIENT_ID}
+			client_secret {env.PALISADE_BAD_SECRET}
+			id_pattern never-[0-9]+
+			retries 0
+		}
+		provider dc-sub digicert {
+			base_url %[2]s
+			api_key {env.DC_SUB_KEY}
+			id_pattern 3[0-9]{4}
+			retries 0
+		}
+		provider dc-other digicert {
+			base_url %[2]s
+			api_key {env.DC_OTHER_KEY}
+			id_pattern 2[0-9]{4}
+			retries 0
+		}
+		provider dc-badkey digicert {
+			base_url %[2]s
+			api_key {env.DC_BAD_KEY}
+			id_pattern 9[0-9]{4}
+			retries 0
+		}
+		provider flaky digicert {
+			base_url %[3]s
+			api_key {env.DC_FLAKY_KEY}
+			id_pattern 5[0-9]{4}
+			retries 0
+		}`, pal.URL, dc.URL, dcFlaky.URL)
 }

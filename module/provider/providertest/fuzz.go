@@ -1,6 +1,13 @@
-// Package providertest holds what the adapters' fuzz tests share: an in-memory transport that
-// refuses what a real one would, fuzzed statuses, planted secrets, and the checks every
-// answer of a client must pass. Only tests import it.
+// Package providertest is the test kit of adapters and of the tests that drive them:
+//   - the registry of vendor fixtures (Fixture, Register, Fixtures): how to run each vendor's
+//     simulator and configure its adapter against it, which generic tests iterate;
+//   - the simulator base (Server, Fault): an HTTP server with fault switches and a request log
+//     that each vendor's simulator builds on;
+//   - what the adapters' fuzz tests share: an in-memory transport that refuses what a real one
+//     would, fuzzed statuses, planted secrets, and the checks every answer of a client must
+//     pass.
+//
+// Only tests and the simulators command import it.
 package providertest
 
 import (

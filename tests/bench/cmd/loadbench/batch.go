@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
 	"runtime/metrics"
 	"slices"
@@ -21,12 +22,15 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
-	"github.com/credgate/credgate/tests/sim"
+	"github.com/credgate/credgate/module/provider/providertest"
+	_ "github.com/credgate/credgate/tests/vendors"
 )
 
 // Section 6, the batch: POST /credentials/status with batchPerVendor credentials at each of
-// the four vendor simulators of tests/sim (real HTTP servers, no artificial latency), all
+// the vendor simulators of tests/vendors (real HTTP servers, no artificial latency), all
 // active, asked to go inactive in one batch, shuffled across the vendors. It runs after the
 // other sections, with a Caddy config of its own (caddy.Load replaces theirs).
 const (
@@ -41,61 +45,34 @@ const (
 	batchSampleEvery = 10 * time.Millisecond
 )
 
-// The batch's four providers, named after their adapters.
-var batchVendors = []string{"palisade", "zstack", "prefactor", "digicert"}
-
-// The simulators' credentials of the benchmark's accounts.
-const (
-	batchPalisadeOrg   = "org-bench"
-	batchPalisadeToken = "bench-palisade-token"
-	batchZStackToken   = "bench-zstack-token"
-	batchPrefactorAcct = "013xrzp12g3nqk8ngskn1wtxgka5b0nf"
-	batchPrefactorTok  = "bench-prefactor-token"
-	batchDigiCertAcct  = 1001
-	batchDigiCertKey   = "bench-digicert-key"
-	batchDigiCertFirst = 500_000 // the first DigiCert API key ID
-)
-
-// batchSims are the four simulators and the IDs seeded at each, in each vendor's own format.
+// batchSims are the simulators of every vendor of tests/vendors, each started from its
+// fixture (seeded for tests, the account its Block configures), and the IDs seeded at each,
+// in each vendor's own format (Fixture.BulkID: no ID matches another vendor's id_pattern, so
+// that each item has one candidate and resolution makes no call).
 type batchSims struct {
-	pal *sim.Palisade
-	zs  *sim.ZStack
-	pf  *sim.Prefactor
-	dc  *sim.DigiCert
-	ids map[string][]string // provider -> its IDs
+	fixtures []providertest.Fixture
+	sims     map[string]*providertest.Sim // vendor -> its simulator
+	ids      map[string][]string          // vendor -> its IDs
 }
 
-// batchID returns the n-th ID of a vendor: a UUID for Palisade, cred-<UUID> for ZStack, 32
-// characters of Prefactor's alphabet, a number for DigiCert. No ID matches another vendor's
-// id_pattern, so that each item has one candidate and resolution makes no call.
-func batchID(vendor string, n int) string {
-	switch vendor {
-	case "palisade":
-		return fmt.Sprintf("%08x-0000-4000-8000-%012x", 0xbe0c0000+n, n)
-	case "zstack":
-		return fmt.Sprintf("cred-%08x-0000-4000-8000-%012x", 0x5e0c0000+n, n)
-	case "prefactor":
-		return fmt.Sprintf("01bench%025d", n)
-	default:
-		return strconv.Itoa(batchDigiCertFirst + n)
+// vendors are the batch's providers, named after their adapters.
+func (s *batchSims) vendors() []string {
+	var out []string
+	for _, f := range s.fixtures {
+		out = append(out, f.Name)
 	}
+	return out
 }
 
 func startBatchSims() *batchSims {
-	s := &batchSims{
-		pal: sim.NewPalisade(""), zs: sim.NewZStack(""), pf: sim.NewPrefactor(""), dc: sim.NewDigiCert(""),
-		ids: make(map[string][]string),
-	}
-	s.pal.AddToken(batchPalisadeOrg, batchPalisadeToken)
-	s.zs.AddToken(batchZStackToken)
-	s.pf.AddToken(batchPrefactorTok, batchPrefactorAcct)
-	s.dc.AddAccount(batchDigiCertAcct, 0, batchDigiCertKey)
-	for _, v := range batchVendors {
+	s := &batchSims{fixtures: providertest.Fixtures(), sims: map[string]*providertest.Sim{}, ids: map[string][]string{}}
+	for _, f := range s.fixtures {
+		s.sims[f.Name] = f.Start("")
 		ids := make([]string, batchPerVendor)
 		for n := range ids {
-			ids[n] = batchID(v, n)
+			ids[n] = f.BulkID(n)
 		}
-		s.ids[v] = ids
+		s.ids[f.Name] = ids
 	}
 	s.reset()
 	return s
@@ -107,25 +84,22 @@ func (s *batchSims) close() {
 	}
 }
 
-func (s *batchSims) servers() []*sim.Server {
-	return []*sim.Server{s.pal.Server, s.zs.Server, s.pf.Server, s.dc.Server}
+func (s *batchSims) servers() []*providertest.Server {
+	var out []*providertest.Server
+	for _, f := range s.fixtures {
+		out = append(out, s.sims[f.Name].Server)
+	}
+	return out
 }
 
 // reset makes every credential active again (each add replaces the one of that ID), and
 // empties the simulators' request logs, so that every run starts from the same state and
 // counts its own calls.
 func (s *batchSims) reset() {
-	for n, id := range s.ids["palisade"] {
-		s.pal.AddCredential(batchPalisadeOrg, id, "bench-"+strconv.Itoa(n), "WALLETS", "ENABLED", true, false)
-	}
-	for n, id := range s.ids["zstack"] {
-		s.zs.AddCredential(sim.ZStackCredential{UUID: id, Name: "bench-" + strconv.Itoa(n), Type: "CREDENTIAL_TYPE_API_KEY", CreatedBy: "loadbench", Value: "bench-value"})
-	}
-	for _, id := range s.ids["prefactor"] {
-		s.pf.AddAPIToken(id, batchPrefactorAcct, "", "active")
-	}
-	for n := range s.ids["digicert"] {
-		s.dc.AddKey(batchDigiCertFirst+n, batchDigiCertAcct, "bench-"+strconv.Itoa(n), "active")
+	for _, f := range s.fixtures {
+		for _, id := range s.ids[f.Name] {
+			s.sims[f.Name].Add(id)
+		}
 	}
 	for _, srv := range s.servers() {
 		srv.ResetLog()
@@ -141,47 +115,86 @@ func (s *batchSims) calls() int64 {
 	return n
 }
 
-// inactive counts the credentials of ids that the simulators hold inactive: Palisade's
-// active flag off, ZStack's expiry passed, Prefactor's token suspended, DigiCert's key
-// inactive.
+// inactive counts the credentials of ids (ID -> vendor) that the simulators do not hold
+// active (Palisade's active flag off, ZStack's expiry passed, Prefactor's token suspended,
+// DigiCert's key inactive).
 func (s *batchSims) inactive(ids map[string]string) int {
 	n := 0
-	now := time.Now()
 	for id, v := range ids {
-		switch v {
-		case "palisade":
-			if c, ok := s.pal.Credential(id); ok && !c.Active {
-				n++
-			}
-		case "zstack":
-			if c, ok := s.zs.Credential(id); ok && c.ExpiresAt != "" {
-				if t, err := time.Parse(time.RFC3339, c.ExpiresAt); err == nil && !t.After(now) {
-					n++
-				}
-			}
-		case "prefactor":
-			if t, ok := s.pf.APIToken(id); ok && t.Status == "suspended" {
-				n++
-			}
-		case "digicert":
-			k, _ := strconv.Atoi(id)
-			if c, ok := s.dc.Key(k); ok && c.Status == "inactive" {
-				n++
-			}
+		if sim, ok := s.sims[v]; ok && !sim.Active(id) {
+			n++
 		}
 	}
 	return n
 }
 
-// batchConfig is the gateway with one provider per simulator, each with its default
-// max_concurrent (8): Palisade with a static token, the others with their vendor's key.
+// batchConfig is the gateway with one provider per simulator, named after its vendor and
+// configured as the vendor's fixture says (its secrets set in the environment for the
+// {env.X} placeholders), each with its default max_concurrent (8).
 func batchConfig(addr string, s *batchSims) ([]byte, error) {
-	return caddyConfig(obj{"batch": server(addr, credentialStatus(obj{
-		"palisade":  obj{"adapter": "palisade", "base_url": s.pal.URL, "token": batchPalisadeToken},
-		"zstack":    obj{"adapter": "zstack", "base_url": s.zs.URL, "token": batchZStackToken},
-		"prefactor": obj{"adapter": "prefactor", "base_url": s.pf.URL, "token": batchPrefactorTok},
-		"digicert":  obj{"adapter": "digicert", "base_url": s.dc.URL, "api_key": batchDigiCertKey},
-	}), notFound())})
+	var block strings.Builder
+	for _, f := range s.fixtures {
+		for k, v := range f.Env {
+			if err := os.Setenv(k, v); err != nil {
+				return nil, err
+			}
+		}
+		fmt.Fprintf(&block, "provider %s %s {\nbase_url %s\n%s\n}\n", f.Name, f.Name, s.sims[f.Name].URL, f.Block)
+	}
+	providers, err := caddyfileProviders(block.String())
+	if err != nil {
+		return nil, err
+	}
+	return caddyConfig(obj{"batch": server(addr, credentialStatus(providers), notFound())})
+}
+
+// caddyfileProviders adapts the provider blocks of a credential_status Caddyfile block to
+// the handler's JSON "providers", as `caddy adapt` would.
+func caddyfileProviders(blocks string) (obj, error) {
+	adapter := caddyconfig.GetAdapter("caddyfile")
+	if adapter == nil {
+		return nil, fmt.Errorf("no caddyfile adapter")
+	}
+	site := "http://localhost {\ncredential_status {\n" + blocks + "}\n}\n"
+	raw, warnings, err := adapter.Adapt(caddyfile.Format([]byte(site)), nil)
+	if err != nil {
+		return nil, fmt.Errorf("adapting the fixtures' provider blocks: %v", err)
+	}
+	if len(warnings) > 0 {
+		return nil, fmt.Errorf("adapting the fixtures' provider blocks: %v", warnings)
+	}
+	var cfg any
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		return nil, err
+	}
+	if p := findProviders(cfg); p != nil {
+		return p, nil
+	}
+	return nil, fmt.Errorf("no credential_status handler in the adapted config: %s", raw)
+}
+
+// findProviders returns the "providers" of the first credential_status handler in v.
+func findProviders(v any) obj {
+	switch v := v.(type) {
+	case map[string]any:
+		if v["handler"] == "credential_status" {
+			if p, ok := v["providers"].(map[string]any); ok {
+				return p
+			}
+		}
+		for _, k := range slices.Sorted(maps.Keys(v)) {
+			if p := findProviders(v[k]); p != nil {
+				return p
+			}
+		}
+	case []any:
+		for _, e := range v {
+			if p := findProviders(e); p != nil {
+				return p
+			}
+		}
+	}
+	return nil
 }
 
 // batchRun is one batch: what was sent, and what it measured.
@@ -276,7 +289,7 @@ func (b *bench) batchRuns() ([]*batchRun, error) {
 		return nil, err
 	}
 
-	all := len(batchVendors) * batchPerVendor
+	all := len(s.fixtures) * batchPerVendor
 	linear := []batchRun{
 		{key: "batch_2500", label: fmt.Sprintf("%d items, JSON answer", batchSmall), items: batchSmall, expectCalls: 2},
 		{key: "batch", label: fmt.Sprintf("%d items, JSON answer", all), items: all, expectCalls: 2},
@@ -334,9 +347,10 @@ type batchItem struct{ id, provider string }
 // batchItems takes n/4 IDs of each vendor (the first ones, or the last when last is set) and
 // shuffles them with a fixed seed.
 func batchItems(s *batchSims, n int, last bool, seed uint64) []batchItem {
-	per := n / len(batchVendors)
+	vendors := s.vendors()
+	per := n / len(vendors)
 	items := make([]batchItem, 0, n)
-	for _, v := range batchVendors {
+	for _, v := range vendors {
 		ids := s.ids[v][:per]
 		if last {
 			ids = s.ids[v][len(s.ids[v])-per:]
@@ -713,7 +727,7 @@ func (r *report) printBatch(w io.Writer) {
 	}
 	all, stream, small := r.batchByKey("batch"), r.batchByKey("batch_stream"), r.batchByKey("batch_2500")
 	fmt.Fprintf(w, "\n6. Batch: POST /credentials/status, every item active -> inactive, shuffled across the vendors: %d credentials at each of\n", batchPerVendor)
-	fmt.Fprintln(w, "   the palisade, zstack, prefactor and digicert simulators of tests/sim (in process, no added latency); one provider per")
+	fmt.Fprintf(w, "   the %s simulators of tests/vendors (in process, no added latency); one provider per\n", strings.Join((&batchSims{fixtures: providertest.Fixtures()}).vendors(), ", "))
 	fmt.Fprintf(w, "   vendor, max_concurrent 8 (default), items without provider (resolved by id_pattern); simulators reset before each run;\n")
 	fmt.Fprintf(w, "   after a warm-up batch of %d items (discarded)\n", batchWarmup)
 	fmt.Fprintf(w, batchHeadFmt, "run", "items", "seconds", "items/s", "us/item", "calls/item", "expect", "peak MiB", "live MiB", "B/item", "GCs", "summary")
@@ -755,7 +769,7 @@ func (r *report) printBatch(w io.Writer) {
 	fmt.Fprintf(w, "    peak MiB = max HeapInuse (runtime/metrics, every %v) - HeapInuse before the run (after a GC): it holds garbage\n", batchSampleEvery)
 	fmt.Fprintln(w, "    not yet collected too, so it follows the GC's pacing (GOGC) as much as what is kept; live MiB = the most the heap")
 	fmt.Fprintln(w, "    held live at the end of a GC during the run, over the live heap before it. Both include the simulators' request")
-	fmt.Fprintf(w, "    logs (tests/sim keeps every request, headers and body): %.1f MiB at the end of the %d-item JSON run, %.1f streamed.\n", all.simLogMiB, all.items, stream.simLogMiB)
+	fmt.Fprintf(w, "    logs (providertest.Server keeps every request, headers and body): %.1f MiB at the end of the %d-item JSON run, %.1f streamed.\n", all.simLogMiB, all.items, stream.simLogMiB)
 	fmt.Fprintln(w, "    B/item = bytes the process allocated during the run (TotalAlloc delta) / items: client, Caddy, gateway, simulators.")
 	fmt.Fprintf(w, "  streamed vs JSON answer: live MiB %.1f vs %.1f; less the simulators' logs (their size at the end) %.1f vs %.1f\n",
 		mib(stream.peakLive), mib(all.peakLive), max(mib(stream.peakLive)-stream.simLogMiB, 0), max(mib(all.peakLive)-all.simLogMiB, 0))

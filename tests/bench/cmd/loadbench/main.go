@@ -19,7 +19,7 @@
 //  4. scale: the cached gateway PUT with 1, 4 and 16 configured providers;
 //  5. with -micro FILE: the `go test -bench` lines of FILE (the testing.B benchmarks);
 //  6. batch (batch.go): POST /credentials/status of 10,000 items, 2,500 at each of the four
-//     vendor simulators of tests/sim, as one JSON answer, streamed (NDJSON) and as a dry run,
+//     vendor simulators of tests/vendors, as one JSON answer, streamed (NDJSON) and as a dry run,
 //     and of 2,500 items: time, items per second, upstream calls per item, peak heap and
 //     bytes allocated per item.
 //

@@ -1,4 +1,4 @@
-package sim
+package palisadetest
 
 import (
 	"encoding/json"
@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/credgate/credgate/module/provider/providertest"
 )
 
 const (
@@ -18,7 +20,7 @@ const (
 )
 
 // palisadeDo sends one request and decodes the JSON answer.
-func palisadeDo(t *testing.T, p *Palisade, method, path, token, body string) (int, map[string]any) {
+func palisadeDo(t *testing.T, p *Simulator, method, path, token, body string) (int, map[string]any) {
 	t.Helper()
 	var rd io.Reader
 	if body != "" {
@@ -41,9 +43,9 @@ func palisadeDo(t *testing.T, p *Palisade, method, path, token, body string) (in
 	return resp.StatusCode, out
 }
 
-func palisadeNewSim(t *testing.T) *Palisade {
+func palisadeNewSim(t *testing.T) *Simulator {
 	t.Helper()
-	p := NewPalisade("")
+	p := New("")
 	t.Cleanup(p.Close)
 	p.SeedDemo()
 	return p
@@ -150,7 +152,7 @@ func TestPalisadeSetActive(t *testing.T) {
 	c, _ := p.Credential(palisadeTestTreasury)
 	assert.False(t, c.Active)
 
-	p.Update(palisadeTestTreasury, func(c *PalisadeCredential) { c.Status = "DELETED" })
+	p.Update(palisadeTestTreasury, func(c *Credential) { c.Status = "DELETED" })
 	status, body = palisadeDo(t, p, http.MethodPut, path, "local-palisade-token", `{"active": true}`)
 	assert.Equal(t, http.StatusBadRequest, status)
 	palisadeAssertRPC(t, body, 9)
@@ -185,7 +187,7 @@ func TestPalisadeApproval(t *testing.T) {
 
 func TestPalisadeFaultBody(t *testing.T) {
 	p := palisadeNewSim(t)
-	p.SetFault(Fault{Status: http.StatusServiceUnavailable, Times: 1})
+	p.SetFault(providertest.Fault{Status: http.StatusServiceUnavailable, Times: 1})
 	status, body := palisadeDo(t, p, http.MethodGet, "/v2/credentials/"+palisadeTestTreasury, "local-palisade-token", "")
 	assert.Equal(t, http.StatusServiceUnavailable, status)
 	palisadeAssertRPC(t, body, 14)

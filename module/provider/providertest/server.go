@@ -1,8 +1,11 @@
-// Package sim holds vendor simulators: real HTTP servers that follow each vendor's API page
-// (paths, methods, authentication, bodies, error shapes), keep state, and have switches for
-// the faults a gateway must survive. Tests start them in-process; `make run` starts them as
-// one program (tests/cmd/simulators) beside the gateway.
-package sim
+package providertest
+
+// The simulator base. A vendor simulator (adapters/<vendor>/<vendor>test) is a real HTTP
+// server that follows the vendor's API page (paths, methods, authentication, bodies, error
+// shapes) and keeps state; NewServer wraps its handler with what every simulator shares:
+// switches for the faults a gateway must survive and a log of the requests received. Tests
+// start simulators in-process; `make run` starts them as one program (tests/cmd/simulators)
+// beside the gateway.
 
 import (
 	"bytes"
@@ -69,8 +72,12 @@ type Server struct {
 	errorBody func(w http.ResponseWriter, status int, code, message string)
 }
 
-// newServer starts a server on a free loopback port, or on addr when it is not empty.
-func newServer(vendor http.Handler, errorBody func(http.ResponseWriter, int, string, string), addr string) *Server {
+// NewServer starts a simulator serving vendor on a free loopback port, or on addr when it is
+// not empty; it panics when addr cannot be listened on. errorBody writes the vendor's error
+// shape (status, a code, a message) for a fault's Status. Besides vendor's paths, the server
+// answers /_sim/fault (POST a Fault as JSON to set it, DELETE to clear it) and /_sim/requests
+// (the request log, headers left out).
+func NewServer(vendor http.Handler, errorBody func(w http.ResponseWriter, status int, code, message string), addr string) *Server {
 	s := &Server{errorBody: errorBody}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/_sim/fault", s.serveFault)
@@ -80,7 +87,7 @@ func newServer(vendor http.Handler, errorBody func(http.ResponseWriter, int, str
 	if addr != "" {
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
-			panic("sim: listen " + addr + ": " + err.Error())
+			panic("simulator: listen " + addr + ": " + err.Error())
 		}
 		s.Server.Listener.Close()
 		s.Server.Listener = l
@@ -278,18 +285,18 @@ func (s *Server) serveRequests(w http.ResponseWriter, r *http.Request) {
 	for _, req := range s.Requests() {
 		out = append(out, entry{req.Method, req.Path, string(req.Body)})
 	}
-	writeJSON(w, http.StatusOK, out)
+	WriteJSON(w, http.StatusOK, out)
 }
 
-// writeJSON writes v as a JSON answer.
-func writeJSON(w http.ResponseWriter, status int, v any) {
+// WriteJSON writes v as a JSON answer with the status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// bearer returns the token of an "Authorization: Bearer <token>" header.
-func bearer(r *http.Request) string {
+// Bearer returns the token of the request's "Authorization: Bearer <token>" header, or "".
+func Bearer(r *http.Request) string {
 	const prefix = "Bearer "
 	h := r.Header.Get("Authorization")
 	if len(h) > len(prefix) && strings.EqualFold(h[:len(prefix)], prefix) {
@@ -298,7 +305,7 @@ func bearer(r *http.Request) string {
 	return ""
 }
 
-// isJSON reports whether the request declares a JSON body.
-func isJSON(r *http.Request) bool {
+// IsJSON reports whether the request declares a JSON body.
+func IsJSON(r *http.Request) bool {
 	return strings.HasPrefix(r.Header.Get("Content-Type"), "application/json")
 }

@@ -1,4 +1,4 @@
-package prefactor
+package prefactortest_test
 
 import (
 	"context"
@@ -13,17 +13,18 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	_ "github.com/credgate/credgate/adapters/prefactor"
+	"github.com/credgate/credgate/adapters/prefactor/prefactortest"
 	"github.com/credgate/credgate/module/credentialstatus"
-	"github.com/credgate/credgate/tests/sim"
 )
 
 // TestThroughTheHost runs the adapter behind the credential_status handler, against the
 // simulator's demo data: what a client of the gateway sees.
 func TestThroughTheHost(t *testing.T) {
-	s := sim.NewPrefactor("")
+	s := prefactortest.New("")
 	defer s.Close()
 	s.SeedDemo()
-	t.Setenv("CREDGATE_TEST_PREFACTOR_HOST", sim.PrefactorDemoBearer)
+	t.Setenv("CREDGATE_TEST_PREFACTOR_HOST", prefactortest.DemoBearer)
 
 	cfg, err := json.Marshal(map[string]any{"providers": map[string]any{
 		"tokens": map[string]any{"adapter": "prefactor", "base_url": s.URL, "token": "{env.CREDGATE_TEST_PREFACTOR_HOST}"},
@@ -51,32 +52,32 @@ func TestThroughTheHost(t *testing.T) {
 			return nil
 		})
 		require.NoError(t, h.ServeHTTP(rec, req, next))
-		assert.NotContains(t, rec.Body.String(), sim.PrefactorDemoBearer, "no secret in any answer")
+		assert.NotContains(t, rec.Body.String(), prefactortest.DemoBearer, "no secret in any answer")
 		var out map[string]any
 		_ = json.Unmarshal(rec.Body.Bytes(), &out)
 		return rec.Code, out
 	}
 
-	code, out := do("GET", sim.PrefactorDemoActive, "")
+	code, out := do("GET", prefactortest.DemoActive, "")
 	require.Equal(t, http.StatusOK, code, out)
 	assert.Equal(t, "active", out["status"])
 	assert.Equal(t, "active", out["provider_status"])
 	assert.Equal(t, "prefactor", out["adapter"])
-	assert.Equal(t, sim.PrefactorDemoAccount, out["credential"].(map[string]any)["account_id"])
+	assert.Equal(t, prefactortest.DemoAccount, out["credential"].(map[string]any)["account_id"])
 
-	code, out = do("PUT", sim.PrefactorDemoActive, `{"status": "inactive"}`)
+	code, out = do("PUT", prefactortest.DemoActive, `{"status": "inactive"}`)
 	require.Equal(t, http.StatusOK, code, out)
 	assert.Equal(t, "inactive", out["status"])
 	assert.Equal(t, "suspended", out["provider_status"])
 	assert.Equal(t, true, out["changed"])
 
 	s.ResetLog()
-	code, out = do("PUT", sim.PrefactorDemoActive, `{"status": "inactive"}`)
+	code, out = do("PUT", prefactortest.DemoActive, `{"status": "inactive"}`)
 	require.Equal(t, http.StatusOK, code, out)
 	assert.Equal(t, false, out["changed"])
 	assert.Equal(t, 0, s.Writes())
 
-	code, out = do("PUT", sim.PrefactorDemoRevoked, `{"status": "active"}`)
+	code, out = do("PUT", prefactortest.DemoRevoked, `{"status": "active"}`)
 	assert.Equal(t, http.StatusConflict, code, out)
 	assert.Equal(t, credentialstatus.ProblemTypePrefix+"transition-not-allowed", out["type"])
 	assert.Equal(t, 0, s.Writes())

@@ -1,4 +1,4 @@
-package sim
+package palisadetest
 
 import (
 	"bytes"
@@ -11,9 +11,11 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/credgate/credgate/module/provider/providertest"
 )
 
-// Palisade simulates the Palisade API 2.0 (Ripple Wallet-as-a-Service) endpoints for API
+// Simulator simulates the Palisade API 2.0 (Ripple Wallet-as-a-Service) endpoints for API
 // credentials:
 //
 //	POST /v2/credentials/oauth/token    {"clientId", "clientSecret"} -> {"accessToken", "scope", "expiresIn", "tokenType"}
@@ -27,23 +29,23 @@ import (
 // answers 404, like an unknown one. The credential is answered whole, including its
 // clientSecret, as the real API does. Errors are grpc-gateway RpcStatus bodies:
 // {"code": <gRPC code>, "message": "...", "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo"}]}.
-type Palisade struct {
-	*Server
+type Simulator struct {
+	*providertest.Server
 
 	mu            sync.Mutex
 	orgs          map[string]bool
 	clients       map[string]palisadeClient // OAuth clientId -> client
 	static        map[string]string         // static access token -> organization
 	issued        map[string]palisadeIssued // issued access token -> grant
-	creds         map[string]*PalisadeCredential
+	creds         map[string]*Credential
 	lifetime      time.Duration
 	expiresAsText bool
 	tokenCalls    int
 	everIssued    []string
 }
 
-// PalisadeCredential is an API credential in the Palisade simulator, in the vendor's JSON.
-type PalisadeCredential struct {
+// Credential is an API credential in the Palisade simulator, in the vendor's JSON.
+type Credential struct {
 	ID                  string   `json:"id"`
 	Name                string   `json:"name"`
 	Description         string   `json:"description,omitempty"`
@@ -89,19 +91,19 @@ const (
 	palisadeCodeUnauthenticated    = 16
 )
 
-// NewPalisade starts a Palisade simulator on a free loopback port (or on addr).
-func NewPalisade(addr string) *Palisade {
-	p := &Palisade{
+// New starts a Palisade simulator on a free loopback port (or on addr).
+func New(addr string) *Simulator {
+	p := &Simulator{
 		orgs:     map[string]bool{},
 		clients:  map[string]palisadeClient{},
 		static:   map[string]string{},
 		issued:   map[string]palisadeIssued{},
-		creds:    map[string]*PalisadeCredential{},
+		creds:    map[string]*Credential{},
 		lifetime: time.Hour,
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/v2/credentials/", p.serve)
-	p.Server = newServer(mux, palisadeFaultError, addr)
+	p.Server = providertest.NewServer(mux, palisadeFaultError, addr)
 	return p
 }
 
@@ -109,30 +111,30 @@ func NewPalisade(addr string) *Palisade {
 // local-client-secret, its static token local-palisade-token, and two credentials:
 // Treasury (ce4918bf-a199-4ce2-85a3-d0d296855384) and Settlement
 // (5b0f2a8e-3c41-4d7a-9e65-0c2f4a9b7d13, whose changes need approval), both enabled.
-func (p *Palisade) SeedDemo() {
+func (p *Simulator) SeedDemo() {
 	p.AddOrg("org-demo")
 	p.AddClient("org-demo", "local-client-id", "local-client-secret")
 	p.AddToken("org-demo", "local-palisade-token")
 	p.AddCredential("org-demo", "ce4918bf-a199-4ce2-85a3-d0d296855384", "Treasury", "WALLETS", "ENABLED", true, false)
-	p.Update("ce4918bf-a199-4ce2-85a3-d0d296855384", func(c *PalisadeCredential) {
+	p.Update("ce4918bf-a199-4ce2-85a3-d0d296855384", func(c *Credential) {
 		c.Description = "Credentials that belong to trading desk #1"
 		c.ClientID = "7c9e6679-7425-40de-944b-e07fc1f90ae7" // fixed, so the README's answers hold
 	})
 	p.AddCredential("org-demo", "5b0f2a8e-3c41-4d7a-9e65-0c2f4a9b7d13", "Settlement", "TRANSACTIONS", "ENABLED", true, true)
-	p.Update("5b0f2a8e-3c41-4d7a-9e65-0c2f4a9b7d13", func(c *PalisadeCredential) {
+	p.Update("5b0f2a8e-3c41-4d7a-9e65-0c2f4a9b7d13", func(c *Credential) {
 		c.ClientID = "1b4e28ba-2fa1-41d2-883f-0016d3cca427"
 	})
 }
 
 // AddOrg adds an organization.
-func (p *Palisade) AddOrg(org string) {
+func (p *Simulator) AddOrg(org string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.orgs[org] = true
 }
 
 // AddClient adds an OAuth client of org, which the token endpoint takes.
-func (p *Palisade) AddClient(org, clientID, clientSecret string) {
+func (p *Simulator) AddClient(org, clientID, clientSecret string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.orgs[org] = true
@@ -140,7 +142,7 @@ func (p *Palisade) AddClient(org, clientID, clientSecret string) {
 }
 
 // AddToken adds a static access token of org, which never expires.
-func (p *Palisade) AddToken(org, token string) {
+func (p *Simulator) AddToken(org, token string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.orgs[org] = true
@@ -149,12 +151,12 @@ func (p *Palisade) AddToken(org, token string) {
 
 // AddCredential adds an API credential of org, with a random clientId and a non-empty
 // clientSecret. requireApproval makes every change of its active flag wait for Approve.
-func (p *Palisade) AddCredential(org, id, name, category, status string, active, requireApproval bool) {
+func (p *Simulator) AddCredential(org, id, name, category, status string, active, requireApproval bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.orgs[org] = true
 	perm := "vault:read:org:id=" + id + ":*"
-	p.creds[id] = &PalisadeCredential{
+	p.creds[id] = &Credential{
 		ID: id, Name: name, Category: category,
 		Permissions:         []string{perm},
 		ProposedPermissions: []string{perm},
@@ -173,7 +175,7 @@ func (p *Palisade) AddCredential(org, id, name, category, status string, active,
 
 // Update changes a credential's state in place (to set a description, a status such as
 // DELETED, an approval requirement...). It reports whether the credential exists.
-func (p *Palisade) Update(id string, f func(*PalisadeCredential)) bool {
+func (p *Simulator) Update(id string, f func(*Credential)) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	c, ok := p.creds[id]
@@ -184,12 +186,12 @@ func (p *Palisade) Update(id string, f func(*PalisadeCredential)) bool {
 }
 
 // Credential returns a copy of a credential's state, and whether it exists.
-func (p *Palisade) Credential(id string) (PalisadeCredential, bool) {
+func (p *Simulator) Credential(id string) (Credential, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	c, ok := p.creds[id]
 	if !ok {
-		return PalisadeCredential{}, false
+		return Credential{}, false
 	}
 	out := *c
 	out.Permissions = append([]string(nil), c.Permissions...)
@@ -201,7 +203,7 @@ func (p *Palisade) Credential(id string) (PalisadeCredential, bool) {
 // Approve completes a change awaiting approval: ENABLE_APPROVAL_PENDING becomes active and
 // ENABLED, DISABLE_APPROVAL_PENDING inactive and DISABLED. It reports whether a change was
 // pending.
-func (p *Palisade) Approve(id string) bool {
+func (p *Simulator) Approve(id string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	c, ok := p.creds[id]
@@ -221,7 +223,7 @@ func (p *Palisade) Approve(id string) bool {
 }
 
 // SetTokenLifetime sets the life of the access tokens issued from now on (default one hour).
-func (p *Palisade) SetTokenLifetime(d time.Duration) {
+func (p *Simulator) SetTokenLifetime(d time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.lifetime = d
@@ -229,7 +231,7 @@ func (p *Palisade) SetTokenLifetime(d time.Duration) {
 
 // SetExpiresInAsString makes the token endpoint send expiresIn as a numeric string ("3600"),
 // as a protobuf JSON encoding of an int64 does, instead of a number.
-func (p *Palisade) SetExpiresInAsString(on bool) {
+func (p *Simulator) SetExpiresInAsString(on bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.expiresAsText = on
@@ -237,7 +239,7 @@ func (p *Palisade) SetExpiresInAsString(on bool) {
 
 // ExpireTokens invalidates every access token issued so far (static tokens stay valid), so
 // that the next API call with one answers 401.
-func (p *Palisade) ExpireTokens() {
+func (p *Simulator) ExpireTokens() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.issued = map[string]palisadeIssued{}
@@ -245,14 +247,14 @@ func (p *Palisade) ExpireTokens() {
 
 // IssuedTokens returns every access token the token endpoint has issued, expired ones too:
 // secrets a test checks never leak.
-func (p *Palisade) IssuedTokens() []string {
+func (p *Simulator) IssuedTokens() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]string(nil), p.everIssued...)
 }
 
 // TokenCalls returns how many requests the token endpoint received (failed ones included).
-func (p *Palisade) TokenCalls() int {
+func (p *Simulator) TokenCalls() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.tokenCalls
@@ -260,7 +262,7 @@ func (p *Palisade) TokenCalls() int {
 
 // palisadeError writes an RpcStatus error body.
 func palisadeError(w http.ResponseWriter, status, code int, message string) {
-	writeJSON(w, status, map[string]any{
+	providertest.WriteJSON(w, status, map[string]any{
 		"code":    code,
 		"message": message,
 		"details": []map[string]string{{"@type": "type.googleapis.com/google.rpc.ErrorInfo"}},
@@ -298,7 +300,7 @@ func palisadeFaultError(w http.ResponseWriter, status int, _, message string) {
 	palisadeError(w, status, code, message)
 }
 
-func (p *Palisade) serve(w http.ResponseWriter, r *http.Request) {
+func (p *Simulator) serve(w http.ResponseWriter, r *http.Request) {
 	rest := strings.TrimPrefix(r.URL.EscapedPath(), "/v2/credentials/")
 	if rest == "oauth/token" {
 		p.serveToken(w, r)
@@ -335,21 +337,21 @@ func (p *Palisade) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case r.Method == http.MethodGet:
-		writeJSON(w, http.StatusOK, c)
+		providertest.WriteJSON(w, http.StatusOK, c)
 	case r.Method == http.MethodDelete:
 		if c.Status != "DELETED" {
 			c.Status, c.Active, c.UpdatedAt = "DELETED", false, palisadeNow()
 		}
-		writeJSON(w, http.StatusOK, c)
+		providertest.WriteJSON(w, http.StatusOK, c)
 	default:
 		p.setActive(w, r, c)
 	}
 }
 
 // setActive serves PUT /v2/credentials/{id}/active; p.mu is held.
-func (p *Palisade) setActive(w http.ResponseWriter, r *http.Request, c *PalisadeCredential) {
+func (p *Simulator) setActive(w http.ResponseWriter, r *http.Request, c *Credential) {
 	var body map[string]json.RawMessage
-	if !isJSON(r) || json.NewDecoder(r.Body).Decode(&body) != nil {
+	if !providertest.IsJSON(r) || json.NewDecoder(r.Body).Decode(&body) != nil {
 		palisadeError(w, http.StatusBadRequest, palisadeCodeInvalidArgument, "body must be JSON: {\"active\": true|false}")
 		return
 	}
@@ -386,12 +388,12 @@ func (p *Palisade) setActive(w http.ResponseWriter, r *http.Request, c *Palisade
 		}
 	}
 	c.UpdatedAt = palisadeNow()
-	writeJSON(w, http.StatusOK, c)
+	providertest.WriteJSON(w, http.StatusOK, c)
 }
 
 // authenticate returns the organization of the request's bearer token; p.mu is held.
-func (p *Palisade) authenticate(r *http.Request) (string, bool) {
-	tok := bearer(r)
+func (p *Simulator) authenticate(r *http.Request) (string, bool) {
+	tok := providertest.Bearer(r)
 	if tok == "" {
 		return "", false
 	}
@@ -410,7 +412,7 @@ func (p *Palisade) authenticate(r *http.Request) (string, bool) {
 }
 
 // serveToken serves POST /v2/credentials/oauth/token, which takes no authentication.
-func (p *Palisade) serveToken(w http.ResponseWriter, r *http.Request) {
+func (p *Simulator) serveToken(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")
 		palisadeError(w, http.StatusMethodNotAllowed, palisadeCodeUnimplemented, "Method Not Allowed")
@@ -423,7 +425,7 @@ func (p *Palisade) serveToken(w http.ResponseWriter, r *http.Request) {
 		ClientID     string `json:"clientId"`
 		ClientSecret string `json:"clientSecret"`
 	}
-	if !isJSON(r) || json.NewDecoder(r.Body).Decode(&body) != nil || body.ClientID == "" || body.ClientSecret == "" {
+	if !providertest.IsJSON(r) || json.NewDecoder(r.Body).Decode(&body) != nil || body.ClientID == "" || body.ClientSecret == "" {
 		palisadeError(w, http.StatusBadRequest, palisadeCodeInvalidArgument, "clientId and clientSecret are required")
 		return
 	}
@@ -440,7 +442,7 @@ func (p *Palisade) serveToken(w http.ResponseWriter, r *http.Request) {
 	if p.expiresAsText {
 		expiresIn = strconv.FormatInt(secs, 10)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
+	providertest.WriteJSON(w, http.StatusOK, map[string]any{
 		"accessToken": tok,
 		"scope":       "vault:read vault:write credentials:write",
 		"expiresIn":   expiresIn,

@@ -1,4 +1,4 @@
-package sim
+package zstacktest
 
 import (
 	"bytes"
@@ -7,9 +7,11 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/credgate/credgate/module/provider/providertest"
 )
 
-// ZStack simulates the ZStack Cloud credentials API (/api/v1, "Identity & Access /
+// Simulator simulates the ZStack Cloud credentials API (/api/v1, "Identity & Access /
 // Credentials"):
 //
 //	GET /api/v1/credentials/{uuid}
@@ -18,8 +20,8 @@ import (
 // Both answer the credential object of the page, which never holds the stored value.
 // Authentication is "Authorization: Bearer <token>". Errors are
 // {"error": {"code": "SYS.1001", "description": "...", "details": "..."}}.
-type ZStack struct {
-	*Server
+type Simulator struct {
+	*providertest.Server
 
 	// ObjectEnums renders type and healthStatus as {}, exactly as the page's response example
 	// does. Set it while no request is in flight.
@@ -27,13 +29,13 @@ type ZStack struct {
 
 	mu          sync.Mutex
 	tokens      map[string]bool
-	creds       map[string]*ZStackCredential
+	creds       map[string]*Credential
 	valueWrites int
 }
 
-// ZStackCredential is a credential in the ZStack simulator. Value is the stored secret: the
+// Credential is a credential in the ZStack simulator. Value is the stored secret: the
 // API never returns it, and a test reads it here to check that it was never changed.
-type ZStackCredential struct {
+type Credential struct {
 	UUID         string
 	Name         string
 	Description  string
@@ -50,9 +52,9 @@ type ZStackCredential struct {
 
 // The ZStack simulator's demo data (SeedDemo).
 const (
-	ZStackDemoToken = "local-zstack-token"
-	ZStackDemoID    = "cred-a1b2c3d4-e5f6-7890-abcd-ef1234567890"
-	ZStackDemoValue = "s3cr3t-db-password"
+	DemoToken = "local-zstack-token"
+	DemoID    = "cred-a1b2c3d4-e5f6-7890-abcd-ef1234567890"
+	DemoValue = "s3cr3t-db-password"
 )
 
 const (
@@ -65,33 +67,33 @@ const (
 // zstackFields are the fields PUT accepts.
 var zstackFields = map[string]bool{"name": true, "description": true, "value": true, "expiresAt": true, "operator": true}
 
-// NewZStack starts a ZStack simulator on a free loopback port (or on addr).
-func NewZStack(addr string) *ZStack {
-	z := &ZStack{tokens: map[string]bool{}, creds: map[string]*ZStackCredential{}}
+// New starts a ZStack simulator on a free loopback port (or on addr).
+func New(addr string) *Simulator {
+	z := &Simulator{tokens: map[string]bool{}, creds: map[string]*Credential{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc(zstackPrefix, z.serveCredential)
-	z.Server = newServer(mux, zstackError, addr)
+	z.Server = providertest.NewServer(mux, zstackError, addr)
 	return z
 }
 
 // SeedDemo adds the token local-zstack-token and the page's example credential, expiring one
 // year from now.
-func (z *ZStack) SeedDemo() {
-	z.AddToken(ZStackDemoToken)
+func (z *Simulator) SeedDemo() {
+	z.AddToken(DemoToken)
 	now := time.Now().UTC()
-	z.AddCredential(ZStackCredential{
-		UUID:        ZStackDemoID,
+	z.AddCredential(Credential{
+		UUID:        DemoID,
 		Name:        "prod-db-password",
 		Description: "Primary database password for production environment",
 		Type:        "CREDENTIAL_TYPE_PASSWORD",
 		ExpiresAt:   now.AddDate(1, 0, 0).Format(zstackDateForm),
 		CreatedBy:   "admin@example.com",
-		Value:       ZStackDemoValue,
+		Value:       DemoValue,
 	})
 }
 
 // AddToken accepts token as a bearer token.
-func (z *ZStack) AddToken(token string) {
+func (z *Simulator) AddToken(token string) {
 	z.mu.Lock()
 	defer z.mu.Unlock()
 	z.tokens[token] = true
@@ -99,7 +101,7 @@ func (z *ZStack) AddToken(token string) {
 
 // AddCredential adds (or replaces) a credential. An empty HealthStatus is derived from the
 // expiry, an empty CreateDate or LastOpDate is now.
-func (z *ZStack) AddCredential(c ZStackCredential) {
+func (z *Simulator) AddCredential(c Credential) {
 	now := time.Now().UTC().Format(zstackDateForm)
 	if c.CreateDate == "" {
 		c.CreateDate = now
@@ -116,31 +118,31 @@ func (z *ZStack) AddCredential(c ZStackCredential) {
 }
 
 // Credential returns a copy of a credential's state, with its value, and whether it exists.
-func (z *ZStack) Credential(uuid string) (ZStackCredential, bool) {
+func (z *Simulator) Credential(uuid string) (Credential, bool) {
 	z.mu.Lock()
 	defer z.mu.Unlock()
 	c, ok := z.creds[uuid]
 	if !ok {
-		return ZStackCredential{}, false
+		return Credential{}, false
 	}
 	return *c, true
 }
 
 // LastOperator returns the operator of the last PUT to the credential that named one.
-func (z *ZStack) LastOperator(uuid string) string {
+func (z *Simulator) LastOperator(uuid string) string {
 	c, _ := z.Credential(uuid)
 	return c.LastOperator
 }
 
 // ValueWrites returns how many PUTs carried a value field (a rotation of the stored secret).
-func (z *ZStack) ValueWrites() int {
+func (z *Simulator) ValueWrites() int {
 	z.mu.Lock()
 	defer z.mu.Unlock()
 	return z.valueWrites
 }
 
 func zstackError(w http.ResponseWriter, status int, code, message string) {
-	writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "description": message, "details": ""}})
+	providertest.WriteJSON(w, status, map[string]any{"error": map[string]string{"code": code, "description": message, "details": ""}})
 }
 
 // zstackHealth is the health status of a credential that expires at expiresAt (RFC 3339, or
@@ -166,7 +168,7 @@ type zstackView struct {
 }
 
 // view renders c; the health status follows the clock, so an expiry that passed shows.
-func (z *ZStack) view(c *ZStackCredential) zstackView {
+func (z *Simulator) view(c *Credential) zstackView {
 	health := c.HealthStatus
 	if zstackHealth(c.ExpiresAt) == zstackExpired {
 		health = zstackExpired
@@ -181,7 +183,7 @@ func (z *ZStack) view(c *ZStackCredential) zstackView {
 	return v
 }
 
-func (z *ZStack) serveCredential(w http.ResponseWriter, r *http.Request) {
+func (z *Simulator) serveCredential(w http.ResponseWriter, r *http.Request) {
 	uuid := strings.TrimPrefix(r.URL.Path, zstackPrefix)
 	if uuid == "" || strings.Contains(uuid, "/") {
 		zstackError(w, http.StatusNotFound, "SYS.1404", "no such resource")
@@ -195,7 +197,7 @@ func (z *ZStack) serveCredential(w http.ResponseWriter, r *http.Request) {
 
 	z.mu.Lock()
 	defer z.mu.Unlock()
-	if !z.tokens[bearer(r)] {
+	if !z.tokens[providertest.Bearer(r)] {
 		zstackError(w, http.StatusUnauthorized, "ID.1001", "missing or invalid bearer token")
 		return
 	}
@@ -205,11 +207,11 @@ func (z *ZStack) serveCredential(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method == http.MethodGet {
-		writeJSON(w, http.StatusOK, z.view(c))
+		providertest.WriteJSON(w, http.StatusOK, z.view(c))
 		return
 	}
 
-	if !isJSON(r) {
+	if !providertest.IsJSON(r) {
 		zstackError(w, http.StatusUnsupportedMediaType, "SYS.1415", "Content-Type must be application/json")
 		return
 	}
@@ -258,5 +260,5 @@ func (z *ZStack) serveCredential(w http.ResponseWriter, r *http.Request) {
 	}
 	c.LastOpDate = time.Now().UTC().Format(zstackDateForm)
 	c.HealthStatus = zstackHealth(c.ExpiresAt)
-	writeJSON(w, http.StatusOK, z.view(c))
+	providertest.WriteJSON(w, http.StatusOK, z.view(c))
 }

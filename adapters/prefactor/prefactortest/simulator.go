@@ -1,4 +1,4 @@
-package sim
+package prefactortest
 
 import (
 	"bytes"
@@ -8,9 +8,11 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/credgate/credgate/module/provider/providertest"
 )
 
-// Prefactor simulates the Prefactor platform API's API-token endpoints:
+// Simulator simulates the Prefactor platform API's API-token endpoints:
 //
 //	GET  /api/v1/api_token/{api_token_id}
 //	POST /api/v1/api_token/{api_token_id}/activate   suspended -> active
@@ -25,8 +27,8 @@ import (
 // action) answers the first answer again and applies nothing.
 //
 // Set the exported switches before the requests that should see them.
-type Prefactor struct {
-	*Server
+type Simulator struct {
+	*providertest.Server
 
 	// RefusalStatus is the HTTP status of a refused transition (code invalid_action). Prefactor
 	// documents no status for it: 409 (the default, when 0) is the likely one, 400 the other.
@@ -39,15 +41,15 @@ type Prefactor struct {
 	ForbidForeign bool
 
 	mu      sync.Mutex
-	bearers map[string]string             // bearer token -> account ID
-	tokens  map[string]*PrefactorAPIToken // API token ID -> API token
-	replays map[string]prefactorAnswer    // API token ID|action|idempotency key -> first answer
-	keys    []string                      // idempotency keys received, in order
+	bearers map[string]string          // bearer token -> account ID
+	tokens  map[string]*APIToken       // API token ID -> API token
+	replays map[string]prefactorAnswer // API token ID|action|idempotency key -> first answer
+	keys    []string                   // idempotency keys received, in order
 }
 
-// PrefactorAPIToken is an API token in the Prefactor simulator (ApiToken_Details without
+// APIToken is an API token in the Prefactor simulator (ApiToken_Details without
 // available_actions, which is computed from Status).
-type PrefactorAPIToken struct {
+type APIToken struct {
 	ID                   string  `json:"id"`
 	AccountID            string  `json:"account_id"`
 	EnvironmentID        *string `json:"environment_id"`
@@ -79,39 +81,39 @@ var prefactorActions = map[string]struct {
 
 // Demo data of SeedDemo.
 const (
-	PrefactorDemoBearer  = "local-prefactor-token"
-	PrefactorDemoAccount = "013xrzp12g3nqk8ngskn1wtxgka5b0nf"
-	PrefactorDemoActive  = "013xrzp12g3nqk8n7f8f9jbg8d18q7tm"
-	PrefactorDemoRevoked = "013xrzp12g3nqk8nr5vkdt0k3n0000a1"
+	DemoBearer  = "local-prefactor-token"
+	DemoAccount = "013xrzp12g3nqk8ngskn1wtxgka5b0nf"
+	DemoActive  = "013xrzp12g3nqk8n7f8f9jbg8d18q7tm"
+	DemoRevoked = "013xrzp12g3nqk8nr5vkdt0k3n0000a1"
 
 	prefactorAdminUser   = "013xrzp12g3nqk8nh0qrc2b1jfanmvb9"
 	prefactorEnvironment = "013xrzp12g3nqk8nzxvq7jm2arsfg5h1"
 )
 
-// NewPrefactor starts a Prefactor simulator on a free loopback port (or on addr).
-func NewPrefactor(addr string) *Prefactor {
-	p := &Prefactor{
+// New starts a Prefactor simulator on a free loopback port (or on addr).
+func New(addr string) *Simulator {
+	p := &Simulator{
 		RefuseRepeat: true,
 		bearers:      map[string]string{},
-		tokens:       map[string]*PrefactorAPIToken{},
+		tokens:       map[string]*APIToken{},
 		replays:      map[string]prefactorAnswer{},
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/v1/api_token/", p.serveToken)
-	p.Server = newServer(mux, prefactorError, addr)
+	p.Server = providertest.NewServer(mux, prefactorError, addr)
 	return p
 }
 
 // SeedDemo adds the demo account: bearer token local-prefactor-token, an active API token
 // and a revoked one.
-func (p *Prefactor) SeedDemo() {
-	p.AddToken(PrefactorDemoBearer, PrefactorDemoAccount)
-	p.AddAPIToken(PrefactorDemoActive, PrefactorDemoAccount, prefactorEnvironment, "active")
-	p.AddAPIToken(PrefactorDemoRevoked, PrefactorDemoAccount, "", "revoked")
+func (p *Simulator) SeedDemo() {
+	p.AddToken(DemoBearer, DemoAccount)
+	p.AddAPIToken(DemoActive, DemoAccount, prefactorEnvironment, "active")
+	p.AddAPIToken(DemoRevoked, DemoAccount, "", "revoked")
 }
 
 // AddToken makes token a bearer token of the account accountID.
-func (p *Prefactor) AddToken(token, accountID string) {
+func (p *Simulator) AddToken(token, accountID string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.bearers[token] = accountID
@@ -119,7 +121,7 @@ func (p *Prefactor) AddToken(token, accountID string) {
 
 // AddAPIToken adds an API token to an account, in an environment (none when empty), with a
 // status: active, suspended, revoked, or any other word to see how a client takes it.
-func (p *Prefactor) AddAPIToken(id, accountID, environmentID, status string) {
+func (p *Simulator) AddAPIToken(id, accountID, environmentID, status string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var env *string
@@ -127,7 +129,7 @@ func (p *Prefactor) AddAPIToken(id, accountID, environmentID, status string) {
 		env = &environmentID
 	}
 	admin := prefactorAdminUser
-	p.tokens[id] = &PrefactorAPIToken{
+	p.tokens[id] = &APIToken{
 		ID: id, AccountID: accountID, EnvironmentID: env, CreatedByAdminUserID: &admin,
 		Status: status, TokenScope: "account", Type: "api_token",
 		ExpiresAt: "2027-01-01T00:00:00Z", InsertedAt: "2024-01-01T00:00:00Z", UpdatedAt: "2024-01-01T00:00:00Z",
@@ -135,39 +137,39 @@ func (p *Prefactor) AddAPIToken(id, accountID, environmentID, status string) {
 }
 
 // APIToken returns a copy of an API token's state, and whether it exists.
-func (p *Prefactor) APIToken(id string) (PrefactorAPIToken, bool) {
+func (p *Simulator) APIToken(id string) (APIToken, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	t, ok := p.tokens[id]
 	if !ok {
-		return PrefactorAPIToken{}, false
+		return APIToken{}, false
 	}
 	return *t, true
 }
 
 // IdempotencyKeys returns the idempotency keys received in transitions, oldest first,
 // replays included.
-func (p *Prefactor) IdempotencyKeys() []string {
+func (p *Simulator) IdempotencyKeys() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]string(nil), p.keys...)
 }
 
 func prefactorError(w http.ResponseWriter, status int, code, message string) {
-	writeJSON(w, status, map[string]any{"status": "error", "code": code, "message": message})
+	providertest.WriteJSON(w, status, map[string]any{"status": "error", "code": code, "message": message})
 }
 
 // prefactorDetails is the success answer for a token: a snapshot, so that an answer kept for
 // an idempotency key stays the first answer.
-func prefactorDetails(t *PrefactorAPIToken) map[string]any {
+func prefactorDetails(t *APIToken) map[string]any {
 	snapshot := *t
 	return map[string]any{"details": prefactorView(&snapshot), "status": "success"}
 }
 
 // prefactorView is ApiToken_Details: the token with its available actions.
-func prefactorView(t *PrefactorAPIToken) any {
+func prefactorView(t *APIToken) any {
 	return struct {
-		*PrefactorAPIToken
+		*APIToken
 		AvailableActions map[string]bool `json:"available_actions"`
 	}{t, map[string]bool{
 		"activate": t.Status == "suspended",
@@ -177,7 +179,7 @@ func prefactorView(t *PrefactorAPIToken) any {
 	}}
 }
 
-func (p *Prefactor) serveToken(w http.ResponseWriter, r *http.Request) {
+func (p *Simulator) serveToken(w http.ResponseWriter, r *http.Request) {
 	rest := strings.TrimPrefix(r.URL.EscapedPath(), "/api/v1/api_token/")
 	rawID, action, _ := strings.Cut(rest, "/")
 	id, err := url.PathUnescape(rawID)
@@ -198,7 +200,7 @@ func (p *Prefactor) serveToken(w http.ResponseWriter, r *http.Request) {
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	account, ok := p.bearers[bearer(r)]
+	account, ok := p.bearers[providertest.Bearer(r)]
 	if !ok {
 		prefactorError(w, http.StatusUnauthorized, "not_authenticated", "missing or invalid API token")
 		return
@@ -217,7 +219,7 @@ func (p *Prefactor) serveToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if action == "" {
-		writeJSON(w, http.StatusOK, prefactorDetails(t))
+		providertest.WriteJSON(w, http.StatusOK, prefactorDetails(t))
 		return
 	}
 
@@ -230,7 +232,7 @@ func (p *Prefactor) serveToken(w http.ResponseWriter, r *http.Request) {
 		p.keys = append(p.keys, key)
 		replayKey = id + "|" + action + "|" + key
 		if a, ok := p.replays[replayKey]; ok {
-			writeJSON(w, a.status, a.body)
+			providertest.WriteJSON(w, a.status, a.body)
 			return
 		}
 	}
@@ -238,7 +240,7 @@ func (p *Prefactor) serveToken(w http.ResponseWriter, r *http.Request) {
 	if replayKey != "" {
 		p.replays[replayKey] = prefactorAnswer{status, body}
 	}
-	writeJSON(w, status, body)
+	providertest.WriteJSON(w, status, body)
 }
 
 // prefactorBody reads a transition's body: empty, null, {} or {"idempotency_key": ...}. It
@@ -272,14 +274,14 @@ func prefactorBody(w http.ResponseWriter, r *http.Request) (string, bool) {
 }
 
 func prefactorValidation(w http.ResponseWriter, problem string) {
-	writeJSON(w, http.StatusUnprocessableEntity, map[string]any{
+	providertest.WriteJSON(w, http.StatusUnprocessableEntity, map[string]any{
 		"status": "error", "code": "validation_errors", "message": "validation failed",
 		"errors": map[string][]string{"idempotency_key": {problem}},
 	})
 }
 
 // transition applies action to t, or refuses it, and returns the answer. p.mu is held.
-func (p *Prefactor) transition(t *PrefactorAPIToken, action string) (int, any) {
+func (p *Simulator) transition(t *APIToken, action string) (int, any) {
 	a := prefactorActions[action]
 	if t.Status == a.to && !p.RefuseRepeat {
 		return http.StatusOK, prefactorDetails(t)

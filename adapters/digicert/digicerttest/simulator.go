@@ -1,4 +1,4 @@
-package sim
+package digicerttest
 
 import (
 	"encoding/json"
@@ -6,9 +6,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/credgate/credgate/module/provider/providertest"
 )
 
-// DigiCert simulates the DigiCert Partner Subscriptions API's API-key endpoints:
+// Simulator simulates the DigiCert Partner Subscriptions API's API-key endpoints:
 //
 //	GET /partner-subscription/api/v1/api-key/{apiKeyId}
 //	PUT /partner-subscription/api/v1/api-key/{apiKeyId}/status   {"status": "active"|"inactive"} -> 204
@@ -16,17 +18,17 @@ import (
 // Authentication is the X-PARTNER-APIKEY header. A partner key belongs to an account; it
 // manages the keys of its account and of its subaccounts. A key of an unrelated account
 // answers 403. Errors are {"errors": [{"code": "...", "message": "..."}]}.
-type DigiCert struct {
-	*Server
+type Simulator struct {
+	*providertest.Server
 
 	mu       sync.Mutex
-	partners map[string]int    // partner API key -> account ID
-	parents  map[int]int       // subaccount -> parent account
-	keys     map[int]*DCAPIKey // API key ID -> key
+	partners map[string]int  // partner API key -> account ID
+	parents  map[int]int     // subaccount -> parent account
+	keys     map[int]*APIKey // API key ID -> key
 }
 
-// DCAPIKey is an API key in the DigiCert simulator.
-type DCAPIKey struct {
+// APIKey is an API key in the DigiCert simulator.
+type APIKey struct {
 	ID           int    `json:"id"`
 	Name         string `json:"name"`
 	AccountID    int    `json:"account_id"`
@@ -36,18 +38,18 @@ type DCAPIKey struct {
 	APIKeyLast4  string `json:"api_key_last4"`
 }
 
-// NewDigiCert starts a DigiCert simulator on a free loopback port (or on addr).
-func NewDigiCert(addr string) *DigiCert {
-	d := &DigiCert{partners: map[string]int{}, parents: map[int]int{}, keys: map[int]*DCAPIKey{}}
+// New starts a DigiCert simulator on a free loopback port (or on addr).
+func New(addr string) *Simulator {
+	d := &Simulator{partners: map[string]int{}, parents: map[int]int{}, keys: map[int]*APIKey{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/partner-subscription/api/v1/api-key/", d.serveKey)
-	d.Server = newServer(mux, dcError, addr)
+	d.Server = providertest.NewServer(mux, dcError, addr)
 	return d
 }
 
 // AddAccount makes an account, a subaccount of parent when parent is not 0, whose partner
 // key is partnerKey.
-func (d *DigiCert) AddAccount(account, parent int, partnerKey string) {
+func (d *Simulator) AddAccount(account, parent int, partnerKey string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if partnerKey != "" { // an account without a key of its own is reached through its parent
@@ -59,10 +61,10 @@ func (d *DigiCert) AddAccount(account, parent int, partnerKey string) {
 }
 
 // AddKey adds an API key to an account.
-func (d *DigiCert) AddKey(id, account int, name, status string) {
+func (d *Simulator) AddKey(id, account int, name, status string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.keys[id] = &DCAPIKey{
+	d.keys[id] = &APIKey{
 		ID: id, Name: name, AccountID: account, Status: status,
 		CreatedAt: "2024-05-01T09:30:00Z", LastUsedDate: "2026-11-20T17:02:11Z",
 		APIKeyLast4: strconv.Itoa(1000 + id%9000),
@@ -70,22 +72,22 @@ func (d *DigiCert) AddKey(id, account int, name, status string) {
 }
 
 // Key returns a copy of an API key's state, and whether it exists.
-func (d *DigiCert) Key(id int) (DCAPIKey, bool) {
+func (d *Simulator) Key(id int) (APIKey, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	k, ok := d.keys[id]
 	if !ok {
-		return DCAPIKey{}, false
+		return APIKey{}, false
 	}
 	return *k, true
 }
 
 func dcError(w http.ResponseWriter, status int, code, message string) {
-	writeJSON(w, status, map[string]any{"errors": []map[string]string{{"code": code, "message": message}}})
+	providertest.WriteJSON(w, status, map[string]any{"errors": []map[string]string{{"code": code, "message": message}}})
 }
 
 // manages reports whether the account can manage keys of target: its own or a subaccount's.
-func (d *DigiCert) manages(account, target int) bool {
+func (d *Simulator) manages(account, target int) bool {
 	for a := target; a != 0; a = d.parents[a] {
 		if a == account {
 			return true
@@ -94,7 +96,7 @@ func (d *DigiCert) manages(account, target int) bool {
 	return false
 }
 
-func (d *DigiCert) serveKey(w http.ResponseWriter, r *http.Request) {
+func (d *Simulator) serveKey(w http.ResponseWriter, r *http.Request) {
 	rest := strings.TrimPrefix(r.URL.Path, "/partner-subscription/api/v1/api-key/")
 	idText, sub, _ := strings.Cut(rest, "/")
 	switch {
@@ -133,10 +135,10 @@ func (d *DigiCert) serveKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if sub == "" {
-		writeJSON(w, http.StatusOK, key)
+		providertest.WriteJSON(w, http.StatusOK, key)
 		return
 	}
-	if !isJSON(r) {
+	if !providertest.IsJSON(r) {
 		dcError(w, http.StatusUnsupportedMediaType, "invalid_content_type", "Content-Type must be application/json")
 		return
 	}

@@ -1,4 +1,4 @@
-package sim
+package digicerttest
 
 // SeedDemo loads the demo data of `make run` (caddyfile-examples/local.Caddyfile):
 //
@@ -10,7 +10,7 @@ package sim
 //
 // So local-digicert-key manages 12345 and 12346 and gets 403 for 67890, and
 // local-digicert-other-key manages 67890 only.
-func (d *DigiCert) SeedDemo() {
+func (d *Simulator) SeedDemo() {
 	d.AddAccount(1001, 0, "local-digicert-key")
 	d.AddAccount(1002, 1001, "")
 	d.AddAccount(2001, 0, "local-digicert-other-key")

@@ -1,4 +1,4 @@
-package sim
+package zstacktest
 
 import (
 	"encoding/json"
@@ -10,10 +10,12 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/credgate/credgate/module/provider/providertest"
 )
 
 // zstackDo sends a request to the simulator and returns its status and decoded JSON body.
-func zstackDo(t *testing.T, z *ZStack, method, path, token, body string) (int, map[string]any) {
+func zstackDo(t *testing.T, z *Simulator, method, path, token, body string) (int, map[string]any) {
 	t.Helper()
 	var r io.Reader
 	if body != "" {
@@ -45,14 +47,14 @@ func zstackErrorCode(body map[string]any) string {
 }
 
 func TestZStackRead(t *testing.T) {
-	z := NewZStack("")
+	z := New("")
 	defer z.Close()
 	z.SeedDemo()
-	path := "/api/v1/credentials/" + ZStackDemoID
+	path := "/api/v1/credentials/" + DemoID
 
-	status, body := zstackDo(t, z, http.MethodGet, path, ZStackDemoToken, "")
+	status, body := zstackDo(t, z, http.MethodGet, path, DemoToken, "")
 	require.Equal(t, http.StatusOK, status)
-	assert.Equal(t, ZStackDemoID, body["uuid"])
+	assert.Equal(t, DemoID, body["uuid"])
 	assert.Equal(t, "prod-db-password", body["name"])
 	assert.Equal(t, "CREDENTIAL_TYPE_PASSWORD", body["type"])
 	assert.Equal(t, "CREDENTIAL_HEALTH_STATUS_HEALTHY", body["healthStatus"])
@@ -63,7 +65,7 @@ func TestZStackRead(t *testing.T) {
 	assert.NotContains(t, body, "value", "the stored value is never returned")
 
 	z.ObjectEnums = true
-	_, body = zstackDo(t, z, http.MethodGet, path, ZStackDemoToken, "")
+	_, body = zstackDo(t, z, http.MethodGet, path, DemoToken, "")
 	assert.Equal(t, map[string]any{}, body["type"])
 	assert.Equal(t, map[string]any{}, body["healthStatus"])
 	z.ObjectEnums = false
@@ -75,49 +77,49 @@ func TestZStackRead(t *testing.T) {
 	assert.Equal(t, http.StatusUnauthorized, status)
 	assert.Equal(t, "ID.1001", zstackErrorCode(body))
 
-	status, body = zstackDo(t, z, http.MethodGet, "/api/v1/credentials/cred-nope", ZStackDemoToken, "")
+	status, body = zstackDo(t, z, http.MethodGet, "/api/v1/credentials/cred-nope", DemoToken, "")
 	assert.Equal(t, http.StatusNotFound, status)
 	assert.Equal(t, "SYS.1404", zstackErrorCode(body))
 
-	status, body = zstackDo(t, z, http.MethodDelete, path, ZStackDemoToken, "")
+	status, body = zstackDo(t, z, http.MethodDelete, path, DemoToken, "")
 	assert.Equal(t, http.StatusMethodNotAllowed, status)
 	assert.NotEmpty(t, zstackErrorCode(body))
 
 	// A credential whose expiry passed shows as expired.
-	z.AddCredential(ZStackCredential{UUID: "cred-old", ExpiresAt: "2020-01-01T00:00:00Z"})
-	_, body = zstackDo(t, z, http.MethodGet, "/api/v1/credentials/cred-old", ZStackDemoToken, "")
+	z.AddCredential(Credential{UUID: "cred-old", ExpiresAt: "2020-01-01T00:00:00Z"})
+	_, body = zstackDo(t, z, http.MethodGet, "/api/v1/credentials/cred-old", DemoToken, "")
 	assert.Equal(t, "CREDENTIAL_HEALTH_STATUS_EXPIRED", body["healthStatus"])
 	// One that never expires has no expiresAt.
-	z.AddCredential(ZStackCredential{UUID: "cred-forever"})
-	_, body = zstackDo(t, z, http.MethodGet, "/api/v1/credentials/cred-forever", ZStackDemoToken, "")
+	z.AddCredential(Credential{UUID: "cred-forever"})
+	_, body = zstackDo(t, z, http.MethodGet, "/api/v1/credentials/cred-forever", DemoToken, "")
 	assert.NotContains(t, body, "expiresAt")
 	assert.Equal(t, "CREDENTIAL_HEALTH_STATUS_HEALTHY", body["healthStatus"])
 }
 
 func TestZStackUpdate(t *testing.T) {
-	z := NewZStack("")
+	z := New("")
 	defer z.Close()
 	z.SeedDemo()
-	path := "/api/v1/credentials/" + ZStackDemoID
+	path := "/api/v1/credentials/" + DemoID
 
-	status, body := zstackDo(t, z, http.MethodPut, path, ZStackDemoToken, `{"expiresAt": "2020-05-01T00:00:00Z", "operator": "ops@example.com"}`)
+	status, body := zstackDo(t, z, http.MethodPut, path, DemoToken, `{"expiresAt": "2020-05-01T00:00:00Z", "operator": "ops@example.com"}`)
 	require.Equal(t, http.StatusOK, status)
 	assert.Equal(t, "2020-05-01T00:00:00Z", body["expiresAt"])
 	assert.Equal(t, "CREDENTIAL_HEALTH_STATUS_EXPIRED", body["healthStatus"])
 	assert.Equal(t, "prod-db-password", body["name"], "a partial update keeps the other fields")
 	assert.NotContains(t, body, "value")
-	assert.Equal(t, "ops@example.com", z.LastOperator(ZStackDemoID))
+	assert.Equal(t, "ops@example.com", z.LastOperator(DemoID))
 	assert.Equal(t, 0, z.ValueWrites())
-	c, _ := z.Credential(ZStackDemoID)
-	assert.Equal(t, ZStackDemoValue, c.Value)
+	c, _ := z.Credential(DemoID)
+	assert.Equal(t, DemoValue, c.Value)
 
-	status, body = zstackDo(t, z, http.MethodPut, path, ZStackDemoToken, `{"expiresAt": "2999-01-01T00:00:00.5+02:00", "value": "rotated", "name": "renamed"}`)
+	status, body = zstackDo(t, z, http.MethodPut, path, DemoToken, `{"expiresAt": "2999-01-01T00:00:00.5+02:00", "value": "rotated", "name": "renamed"}`)
 	require.Equal(t, http.StatusOK, status)
 	assert.Equal(t, "CREDENTIAL_HEALTH_STATUS_HEALTHY", body["healthStatus"])
 	assert.Equal(t, "renamed", body["name"])
 	assert.NotContains(t, body, "value")
 	assert.Equal(t, 1, z.ValueWrites())
-	c, _ = z.Credential(ZStackDemoID)
+	c, _ = z.Credential(DemoID)
 	assert.Equal(t, "rotated", c.Value)
 	assert.Equal(t, "ops@example.com", c.LastOperator, "kept when a PUT names no operator")
 
@@ -130,14 +132,14 @@ func TestZStackUpdate(t *testing.T) {
 		{`{"expiresAt": "tomorrow"}`, "SYS.1003"},
 		{`{"expiresAt": ""}`, "SYS.1003"},
 	} {
-		status, body := zstackDo(t, z, http.MethodPut, path, ZStackDemoToken, tc.body)
+		status, body := zstackDo(t, z, http.MethodPut, path, DemoToken, tc.body)
 		assert.Equal(t, http.StatusBadRequest, status, tc.body)
 		assert.Equal(t, tc.code, zstackErrorCode(body), tc.body)
 	}
-	c, _ = z.Credential(ZStackDemoID)
+	c, _ = z.Credential(DemoID)
 	assert.Equal(t, "2999-01-01T00:00:00.5+02:00", c.ExpiresAt, "a refused update changes nothing")
 
-	status, body = zstackDo(t, z, http.MethodPut, "/api/v1/credentials/cred-nope", ZStackDemoToken, `{}`)
+	status, body = zstackDo(t, z, http.MethodPut, "/api/v1/credentials/cred-nope", DemoToken, `{}`)
 	assert.Equal(t, http.StatusNotFound, status)
 	assert.Equal(t, "SYS.1404", zstackErrorCode(body))
 	status, _ = zstackDo(t, z, http.MethodPut, path, "wrong", `{}`)
@@ -145,13 +147,13 @@ func TestZStackUpdate(t *testing.T) {
 }
 
 func TestZStackFaultShape(t *testing.T) {
-	z := NewZStack("")
+	z := New("")
 	defer z.Close()
 	z.SeedDemo()
-	z.SetFault(Fault{Status: http.StatusInternalServerError, Times: 1})
-	status, body := zstackDo(t, z, http.MethodGet, "/api/v1/credentials/"+ZStackDemoID, ZStackDemoToken, "")
+	z.SetFault(providertest.Fault{Status: http.StatusInternalServerError, Times: 1})
+	status, body := zstackDo(t, z, http.MethodGet, "/api/v1/credentials/"+DemoID, DemoToken, "")
 	assert.Equal(t, http.StatusInternalServerError, status)
 	assert.Equal(t, "simulated_fault", zstackErrorCode(body))
-	status, _ = zstackDo(t, z, http.MethodGet, "/api/v1/credentials/"+ZStackDemoID, ZStackDemoToken, "")
+	status, _ = zstackDo(t, z, http.MethodGet, "/api/v1/credentials/"+DemoID, DemoToken, "")
 	assert.Equal(t, http.StatusOK, status)
 }
