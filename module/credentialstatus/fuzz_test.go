@@ -15,10 +15,10 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
-	"github.com/credgate/credgate/module/provider/providertest"
-	_ "github.com/credgate/credgate/tests/vendors" // every vendor's adapter and fixture
 	credentialstatus "github.com/credgate/credgate/module/credentialstatus"
 	"github.com/credgate/credgate/module/provider"
+	"github.com/credgate/credgate/module/provider/providertest"
+	_ "github.com/credgate/credgate/tests/vendors" // every vendor's adapter and fixture
 )
 
 // Fuzz targets of the handler as Caddy uses it: the Caddyfile parser, and ServeHTTP with the
