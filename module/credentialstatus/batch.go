@@ -269,7 +269,7 @@ func (h *Handler) runBatch(ctx context.Context, r *http.Request, b *batchRequest
 		}
 	}
 
-	who := requestOrigin(r) // once: the replacer makes the request ID on first use
+	who := h.requestOrigin(r) // once: the replacer makes the request ID on first use
 	feed := make(chan int)
 	queues := make([]chan int, len(h.ordered))
 	for i := range queues {
@@ -286,10 +286,16 @@ func (h *Handler) runBatch(ctx context.Context, r *http.Request, b *batchRequest
 					finish(i, itemResult{p: canceledItem(it.id)})
 					continue
 				}
+				acc := access{who: who.who, action: actionOf(it.req.status, b.dryRun)}
+				if p := h.precheck(it.id, it.req.hint, acc); p != nil {
+					finish(i, h.endItem(r, who, it, b, itemResult{p: p}, time.Now(), nil))
+					continue
+				}
+				start := time.Now()
 				o, err := h.resolver.Resolve(ctx, it.id, it.req.hint, h.reader(true))
 				countResolution(o)
 				if err != nil {
-					finish(i, itemResult{p: resolutionProblem(err, it.id)})
+					finish(i, h.endItem(r, who, it, b, itemResult{p: resolutionProblem(err, it.id)}, start, nil))
 					continue
 				}
 				it.owner = o
@@ -347,9 +353,10 @@ func (h *Handler) runItem(ctx context.Context, r *http.Request, who *origin, it 
 	if !b.dryRun {
 		rec = &changeRecord{start: time.Now(), id: it.id, origin: who, req: it.req, batchKey: b.key}
 	}
+	acc := access{who: who.who, action: actionOf(it.req.status, b.dryRun)}
 	var res itemResult
 	for attempt := 0; ; attempt++ {
-		res = h.tryItem(ctx, it, b.dryRun, rec)
+		res = h.tryItem(ctx, it, b.dryRun, acc, rec)
 		if res.p == nil || res.p.kind != provider.KindRateLimited || attempt == batchRateLimitRetries {
 			break
 		}
@@ -362,6 +369,16 @@ func (h *Handler) runItem(ctx context.Context, r *http.Request, who *origin, it 
 		}
 		break
 	}
+	return h.endItem(r, who, it, b, res, time.Time{}, rec)
+}
+
+// endItem writes the audit entry of an item that ran, or that resolution or the policy
+// refused (a change's, and any denial), and counts its outcome; rec is the change's record
+// when it ran, else one is made from start. It returns res.
+func (h *Handler) endItem(r *http.Request, who *origin, it *batchItem, b *batchRequest, res itemResult, start time.Time, rec *changeRecord) itemResult {
+	if rec == nil && (!b.dryRun || isDenied(res.p)) {
+		rec = &changeRecord{start: start, id: it.id, origin: who, req: it.req, batchKey: b.key, dryRun: b.dryRun}
+	}
 	if rec != nil {
 		h.audit(r, rec, res.p)
 	}
@@ -371,15 +388,15 @@ func (h *Handler) runItem(ctx context.Context, r *http.Request, who *origin, it 
 
 // tryItem makes one attempt at an item, at the owner its resolver found; rec, the change's
 // audit record, takes the provider and result of the attempt.
-func (h *Handler) tryItem(ctx context.Context, it *batchItem, dryRun bool, rec *changeRecord) itemResult {
+func (h *Handler) tryItem(ctx context.Context, it *batchItem, dryRun bool, acc access, rec *changeRecord) itemResult {
 	if dryRun {
-		cred, b, p := runAtOwner(h, ctx, it.id, it.owner, true, h.previewOp(ctx, it.id, &it.req, true))
+		cred, b, p := runAtOwner(h, ctx, it.id, it.owner, true, acc, h.previewOp(ctx, it.id, &it.req, true))
 		if p != nil {
 			return itemResult{p: p}
 		}
 		return itemResult{body: previewBody(it.id, b, &it.req, cred)}
 	}
-	res, b, p := runAtOwner(h, ctx, it.id, it.owner, true, h.changeOp(ctx, rec, true))
+	res, b, p := runAtOwner(h, ctx, it.id, it.owner, true, acc, h.changeOp(ctx, rec, true))
 	rec.b, rec.res = b, res
 	if p != nil {
 		return itemResult{p: p}
@@ -390,7 +407,7 @@ func (h *Handler) tryItem(ctx context.Context, it *batchItem, dryRun bool, rec *
 // countItem counts an item's outcome in requests_total, as a single PUT's.
 func (h *Handler) countItem(res itemResult, dryRun bool) {
 	if res.p != nil {
-		metricRequests.WithLabelValues(res.p.Provider, res.p.Suffix()).Inc()
+		metricRequests.WithLabelValues(res.p.Provider, res.p.outcome()).Inc()
 		return
 	}
 	m := &h.backends[res.body.Provider].metrics

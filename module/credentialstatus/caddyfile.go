@@ -79,6 +79,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		default:
 			var ok bool
 			if ok, err = h.unmarshalIdempotencyOption(d); !ok {
+				ok, err = h.unmarshalAuthorizationOption(d)
+			}
+			if !ok {
 				err = d.Errf("unknown option %q", opt)
 			}
 		}

@@ -69,6 +69,37 @@ func TestCaddyfileFull(t *testing.T) {
 	assert.JSONEq(t, `{"adapter": "digicert", "api_key": "{file./run/secrets/dc}"}`, string(h.ProvidersRaw["digicert-other"]))
 }
 
+// TestCaddyfilePolicy parses the authorization options into their JSON shape.
+func TestCaddyfilePolicy(t *testing.T) {
+	h, err := parse(t, `credential_status {
+		caller        {http.request.header.Remote-User}
+		caller_groups {http.request.header.Remote-Groups}
+		policy {
+			allow incident-bot    read dry_run deactivate revoke
+			allow group:sec-admin *
+			allow soar            deactivate  providers digicert-* tokens
+			allow *               read
+		}
+	}`)
+	require.NoError(t, err)
+	got, err := json.Marshal(h.AuthorizationOptions)
+	require.NoError(t, err)
+	assert.JSONEq(t, `{
+		"caller": "{http.request.header.Remote-User}",
+		"caller_groups": "{http.request.header.Remote-Groups}",
+		"policy": {"allow": [
+			{"subject": "incident-bot", "actions": ["read", "dry_run", "deactivate", "revoke"]},
+			{"subject": "group:sec-admin", "actions": ["*"]},
+			{"subject": "soar", "actions": ["deactivate"], "providers": ["digicert-*", "tokens"]},
+			{"subject": "*", "actions": ["read"]}
+		]}}`, string(got))
+
+	h, err = parse(t, "credential_status {\n policy {\n }\n}")
+	require.NoError(t, err)
+	got, _ = json.Marshal(h.AuthorizationOptions)
+	assert.JSONEq(t, `{"policy": {"allow": []}}`, string(got), "an empty policy denies everything: it is kept")
+}
+
 func TestCaddyfileErrors(t *testing.T) {
 	for name, input := range map[string]string{
 		"argument on the directive": `credential_status foo { }`,
@@ -87,6 +118,13 @@ func TestCaddyfileErrors(t *testing.T) {
 		"duplicate provider option": "credential_status {\n provider p digicert {\n timeout 1s\n timeout 2s\n }\n}",
 		"unknown breaker option":    "credential_status {\n provider p digicert {\n breaker {\n trips 3\n }\n }\n}",
 		"extra provider argument":   `credential_status { provider p digicert extra { } }`,
+		"policy argument":           "credential_status {\n policy strict {\n }\n}",
+		"policy deny rule":          "credential_status {\n policy {\n deny bot read\n }\n}",
+		"allow without action":      "credential_status {\n policy {\n allow bot\n }\n}",
+		"allow without subject":     "credential_status {\n policy {\n allow\n }\n}",
+		"providers without name":    "credential_status {\n policy {\n allow bot read providers\n }\n}",
+		"policy twice":              "credential_status {\n policy {\n }\n policy {\n }\n}",
+		"caller twice":              "credential_status {\n caller {a}\n caller {b}\n}",
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := parse(t, input)
@@ -126,6 +164,9 @@ func TestProvisionRejectsBadOptions(t *testing.T) {
 		"bad breaker":         {`{"providers": {"p": {"adapter": "digicert", "api_key": "k", "breaker": {"failures": -1}}}}`, "breaker"},
 		"missing CA file":     {`{"providers": {"p": {"adapter": "digicert", "api_key": "k", "tls_ca_file": "/nonexistent/ca.pem"}}}`, "tls_ca_file"},
 		"negative cache_size": {`{"cache_size": -1, "providers": {"p": {"adapter": "digicert", "api_key": "k"}}}`, "cache_size"},
+		"unknown action":      {`{"policy": {"allow": [{"subject": "bot", "actions": ["disable"]}]}, "providers": {"p": {"adapter": "digicert", "api_key": "k"}}}`, `unknown action "disable"`},
+		"unknown provider in policy": {`{"policy": {"allow": [{"subject": "bot", "actions": ["read"], "providers": ["digicert-*"]}]}, "providers": {"p": {"adapter": "digicert", "api_key": "k"}}}`,
+			`"digicert-*" matches no configured provider`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := provision(t, c.config)

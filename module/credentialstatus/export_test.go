@@ -10,7 +10,7 @@ import (
 // SetTransport replaces the HTTP transport of the provider named name, so that a test or a
 // benchmark can answer its calls in memory.
 func SetTransport(h *Handler, name string, rt http.RoundTripper) {
-	h.backends[name].up.Transport = rt
+	h.backends[name].observer.next = rt
 }
 
 // SetAuditLogger replaces the logger of the handler's audit trail.

@@ -56,6 +56,7 @@ type Handler struct {
 	MaxBatch int `json:"max_batch,omitempty"`
 
 	IdempotencyOptions
+	AuthorizationOptions
 
 	// The providers, by name. Each is an adapter module of the namespace
 	// http.credential_status.providers, named by its "adapter" field.
@@ -70,6 +71,7 @@ type Handler struct {
 	logger   *zap.Logger
 	auditLog *zap.Logger
 	idem     *idempotency.Store
+	authz    *authorizer
 	// idemScope scopes Idempotency-Keys to the handler's providers: two handlers of one
 	// process (or of one shared storage) with other providers never share a key, while the
 	// instances of one config behind a load balancer do.
@@ -139,6 +141,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	sort.Slice(h.ordered, func(i, j int) bool { return h.ordered[i].name < h.ordered[j].name })
 	for i, b := range h.ordered {
 		b.index = i
+	}
+
+	if h.authz, err = h.provisionAuthorization(h.ordered); err != nil {
+		return fmt.Errorf("credential_status: %v", err)
+	}
+	if h.authz.policy == nil {
+		h.logger.Warn("no policy: every caller may read and change every credential at every provider; add a policy block to credential_status")
 	}
 
 	idem, idemKey, err := h.provisionIdempotency(ctx, h.logger)
@@ -271,8 +280,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		if p != nil {
 			h.fail(w, r, p)
 		}
+		if isDenied(p) {
+			h.audit(r, &changeRecord{start: time.Now(), id: id, origin: h.requestOrigin(r), read: true}, p)
+		}
 	case http.MethodPut:
-		c := changeRecord{start: time.Now(), id: id, origin: requestOrigin(r)}
+		c := changeRecord{start: time.Now(), id: id, origin: h.requestOrigin(r)}
 		var p *Problem
 		if idErr != nil {
 			p = newProblem(probInvalid, idErr.Error())
@@ -291,7 +303,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 
 // fail answers p, and counts and logs it.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, p *Problem) {
-	metricRequests.WithLabelValues(p.Provider, p.Suffix()).Inc()
+	metricRequests.WithLabelValues(p.Provider, p.outcome()).Inc()
 	h.logProblem(r, p)
 	writeProblem(w, p)
 }
@@ -368,7 +380,7 @@ func (h *Handler) servePut(w http.ResponseWriter, r *http.Request, c *changeReco
 		return p
 	}
 	if c.dryRun {
-		out, b, p := h.preview(r.Context(), id, &req)
+		out, b, p := h.preview(r.Context(), c.origin.who, id, &req)
 		if p != nil {
 			return p
 		}

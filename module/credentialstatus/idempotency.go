@@ -185,7 +185,7 @@ func (h *Handler) once(w http.ResponseWriter, r *http.Request, limit int64, c *c
 	if c == nil && acceptsNDJSON(r) {
 		fp += "+ndjson"
 	}
-	res, err := h.idem.Begin(r.Context(), h.idemScope+" "+caller(r), key, fp)
+	res, err := h.idem.Begin(r.Context(), h.idemScope+" "+h.authz.principal(r).Name, key, fp)
 	if err != nil {
 		h.logger.Error("idempotency store", zap.Error(err))
 		p := idemUnavailable()

@@ -5,8 +5,7 @@ import (
 	"errors"
 	"net/http"
 
-	"github.com/caddyserver/caddy/v2"
-
+	"github.com/credgate/credgate/module/policy"
 	"github.com/credgate/credgate/module/provider"
 	"github.com/credgate/credgate/module/resolve"
 )
@@ -15,7 +14,8 @@ import (
 // that owns it.
 func (h *Handler) read(r *http.Request, id, hint string) (*provider.Credential, *backend, *Problem) {
 	ctx := r.Context()
-	return withOwner(h, ctx, id, hint, false, func(b *backend, probed *provider.Credential) (*provider.Credential, error) {
+	acc := access{who: h.authz.principal(r), action: policy.Read}
+	return withOwner(h, ctx, id, hint, false, acc, func(b *backend, probed *provider.Credential) (*provider.Credential, error) {
 		if probed != nil {
 			return probed, nil // the probe read it a moment ago
 		}
@@ -26,7 +26,8 @@ func (h *Handler) read(r *http.Request, id, hint string) (*provider.Credential, 
 // change gives credential id the requested status at the provider named by the request, or
 // at the provider that owns it.
 func (h *Handler) change(r *http.Request, rec *changeRecord) (*provider.Result, *backend, *Problem) {
-	return withOwner(h, r.Context(), rec.id, rec.req.hint, false, h.changeOp(r.Context(), rec, false))
+	acc := access{who: rec.origin.who, action: actionOf(rec.req.status, false)}
+	return withOwner(h, r.Context(), rec.id, rec.req.hint, false, acc, h.changeOp(r.Context(), rec, false))
 }
 
 // changeOp is the operation of a change, once its provider is known; batch says it is a
@@ -38,7 +39,7 @@ func (h *Handler) changeOp(ctx context.Context, rec *changeRecord, batch bool) f
 		Status:         req.status,
 		ExpiresAt:      req.expiresAt,
 		IdempotencyKey: req.key,
-		Operator:       rec.origin.caller,
+		Operator:       rec.origin.who.Name,
 	}
 	// Once a status change starts, it runs to its end or to the provider's timeout even if the
 	// client goes away: a kill switch must not be left half-thrown by a dropped connection.
@@ -54,8 +55,9 @@ func (h *Handler) changeOp(ctx context.Context, rec *changeRecord, batch bool) f
 // preview answers what a change would do, reading only: the provider's capabilities are
 // checked as for the change, and the credential is read (or taken from the probe that found
 // its provider).
-func (h *Handler) preview(ctx context.Context, id string, req *changeRequest) (*statusBody, *backend, *Problem) {
-	cred, b, p := withOwner(h, ctx, id, req.hint, false, h.previewOp(ctx, id, req, false))
+func (h *Handler) preview(ctx context.Context, who policy.Principal, id string, req *changeRequest) (*statusBody, *backend, *Problem) {
+	acc := access{who: who, action: policy.DryRun}
+	cred, b, p := withOwner(h, ctx, id, req.hint, false, acc, h.previewOp(ctx, id, req, false))
 	if p != nil {
 		return nil, b, p
 	}
@@ -110,22 +112,30 @@ func checkCapabilities(b *backend, req *changeRequest) *Problem {
 }
 
 // withOwner runs op at the provider named by hint, or else at the provider that owns id (see
-// package resolve). batch says the calls are a batch item's.
-func withOwner[T any](h *Handler, ctx context.Context, id, hint string, batch bool, op func(*backend, *provider.Credential) (T, error)) (T, *backend, *Problem) {
+// package resolve), when the policy lets acc's caller do its action there. batch says the
+// calls are a batch item's.
+func withOwner[T any](h *Handler, ctx context.Context, id, hint string, batch bool, acc access, op func(*backend, *provider.Credential) (T, error)) (T, *backend, *Problem) {
 	var zero T
+	if p := h.precheck(id, hint, acc); p != nil {
+		return zero, nil, p
+	}
 	o, err := h.resolver.Resolve(ctx, id, hint, h.reader(batch))
 	countResolution(o)
 	if err != nil {
 		return zero, nil, resolutionProblem(err, id)
 	}
-	return runAtOwner(h, ctx, id, o, batch, op)
+	return runAtOwner(h, ctx, id, o, batch, acc, op)
 }
 
-// runAtOwner runs op at the owner that resolution found for id. A cached owner that no longer
-// knows the ID is forgotten, and resolution runs once more.
-func runAtOwner[T any](h *Handler, ctx context.Context, id string, o resolve.Owner, batch bool, op func(*backend, *provider.Credential) (T, error)) (T, *backend, *Problem) {
+// runAtOwner runs op at the owner that resolution found for id, when the policy lets acc's
+// caller do its action there. A cached owner that no longer knows the ID is forgotten, and
+// resolution runs once more.
+func runAtOwner[T any](h *Handler, ctx context.Context, id string, o resolve.Owner, batch bool, acc access, op func(*backend, *provider.Credential) (T, error)) (T, *backend, *Problem) {
 	var zero T
 	b := h.ordered[o.Index]
+	if p := h.allowedAt(b, id, acc); p != nil {
+		return zero, b, p
+	}
 	v, err := op(b, o.Probed)
 	if err != nil && o.Cached && resolve.NotOwner(err) {
 		var rerr error
@@ -135,6 +145,9 @@ func runAtOwner[T any](h *Handler, ctx context.Context, id string, o resolve.Own
 			return zero, nil, resolutionProblem(rerr, id)
 		}
 		b = h.ordered[o.Index]
+		if p := h.allowedAt(b, id, acc); p != nil {
+			return zero, b, p
+		}
 		v, err = op(b, o.Probed)
 	}
 	if err != nil {
@@ -194,14 +207,4 @@ func resolutionProblem(err error, id string) *Problem {
 	}
 	p.ID = id
 	return p
-}
-
-// caller is the authenticated user, when an authentication handler ran before this one.
-func caller(r *http.Request) string {
-	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	if !ok {
-		return ""
-	}
-	user, _ := repl.GetString("http.auth.user.id")
-	return user
 }

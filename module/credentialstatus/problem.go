@@ -41,25 +41,27 @@ func ProblemTypes() []ProblemType { return append([]ProblemType(nil), problemTab
 
 // The problem types.
 var (
-	probInvalid      = defProblem("invalid-request", "Invalid request", http.StatusBadRequest)
-	probUnknownProv  = defProblem("unknown-provider", "Unknown provider", http.StatusBadRequest)
-	probMediaType    = defProblem("unsupported-media-type", "Unsupported media type", http.StatusUnsupportedMediaType)
-	probTooLarge     = defProblem("body-too-large", "Request body too large", http.StatusRequestEntityTooLarge)
-	probMethod       = defProblem("method-not-allowed", "Method not allowed", http.StatusMethodNotAllowed)
-	probNotFound     = defProblem("credential-not-found", "Credential not found", http.StatusNotFound)
-	probAmbiguous    = defProblem("ambiguous-credential", "Ambiguous credential", http.StatusConflict)
-	probUnsupported  = defProblem("unsupported-status", "Unsupported status", http.StatusUnprocessableEntity)
-	probTransition   = defProblem("transition-not-allowed", "Transition not allowed", http.StatusConflict)
-	probForbidden    = defProblem("provider-forbidden", "Provider forbids it", http.StatusForbidden)
-	probAuthFailed   = defProblem("provider-auth-failed", "Provider rejected the gateway's credentials", http.StatusBadGateway)
-	probRateLimited  = defProblem("provider-rate-limited", "Provider rate limit reached", http.StatusTooManyRequests)
-	probProviderErr  = defProblem("provider-error", "Provider error", http.StatusBadGateway)
-	probTimeout      = defProblem("provider-timeout", "Provider timeout", http.StatusGatewayTimeout)
-	probUnavailable  = defProblem("provider-unavailable", "Provider unavailable", http.StatusServiceUnavailable)
-	probClientClosed = defProblem("request-canceled", "Request canceled", 499)
-	probIdemInUse    = defProblem("idempotency-key-in-use", "Idempotency key in use", http.StatusConflict)
-	probIdemReused   = defProblem("idempotency-key-reused", "Idempotency key reused", http.StatusUnprocessableEntity)
-	probIdemDown     = defProblem("idempotency-unavailable", "Idempotency store unavailable", http.StatusServiceUnavailable)
+	probInvalid       = defProblem("invalid-request", "Invalid request", http.StatusBadRequest)
+	probUnknownProv   = defProblem("unknown-provider", "Unknown provider", http.StatusBadRequest)
+	probMediaType     = defProblem("unsupported-media-type", "Unsupported media type", http.StatusUnsupportedMediaType)
+	probTooLarge      = defProblem("body-too-large", "Request body too large", http.StatusRequestEntityTooLarge)
+	probMethod        = defProblem("method-not-allowed", "Method not allowed", http.StatusMethodNotAllowed)
+	probNotFound      = defProblem("credential-not-found", "Credential not found", http.StatusNotFound)
+	probAmbiguous     = defProblem("ambiguous-credential", "Ambiguous credential", http.StatusConflict)
+	probUnsupported   = defProblem("unsupported-status", "Unsupported status", http.StatusUnprocessableEntity)
+	probTransition    = defProblem("transition-not-allowed", "Transition not allowed", http.StatusConflict)
+	probProvForbidden = defProblem("provider-forbidden", "Provider forbids it", http.StatusForbidden)
+	probAuthFailed    = defProblem("provider-auth-failed", "Provider rejected the gateway's credentials", http.StatusBadGateway)
+	probRateLimited   = defProblem("provider-rate-limited", "Provider rate limit reached", http.StatusTooManyRequests)
+	probProviderErr   = defProblem("provider-error", "Provider error", http.StatusBadGateway)
+	probTimeout       = defProblem("provider-timeout", "Provider timeout", http.StatusGatewayTimeout)
+	probUnavailable   = defProblem("provider-unavailable", "Provider unavailable", http.StatusServiceUnavailable)
+	probClientClosed  = defProblem("request-canceled", "Request canceled", 499)
+	probIdemInUse     = defProblem("idempotency-key-in-use", "Idempotency key in use", http.StatusConflict)
+	probIdemReused    = defProblem("idempotency-key-reused", "Idempotency key reused", http.StatusUnprocessableEntity)
+	probIdemDown      = defProblem("idempotency-unavailable", "Idempotency store unavailable", http.StatusServiceUnavailable)
+	// The policy's (authorization.go).
+	probForbidden = defProblem("forbidden", "Forbidden", http.StatusForbidden)
 )
 
 // Problem is an RFC 9457 problem detail, with the API's extension members.
@@ -84,6 +86,19 @@ type Problem struct {
 }
 
 func (p *Problem) Error() string { return p.Type + ": " + p.Detail }
+
+// outcomeDenied is the outcome of a request the policy refused, in requests_total and the
+// audit trail.
+const outcomeDenied = "denied"
+
+// outcome is the problem's outcome in requests_total and the audit trail: "denied" for a
+// refusal of the policy, else the problem type's suffix.
+func (p *Problem) outcome() string {
+	if isDenied(p) {
+		return outcomeDenied
+	}
+	return p.Suffix()
+}
 
 // Suffix returns the problem type without its prefix.
 func (p *Problem) Suffix() string { return p.Type[len(ProblemTypePrefix):] }
@@ -118,7 +133,7 @@ func providerProblem(err error, id, name string) *Problem {
 		k = probNotFound
 		detail = "provider " + name + " does not know credential " + id
 	case provider.KindForbidden:
-		k = probForbidden
+		k = probProvForbidden
 	case provider.KindConflict:
 		k = probTransition
 	case provider.KindUnsupported:

@@ -887,6 +887,14 @@ func openapiBlock(maxBody string) string {
 			token {env.PREFACTOR_TOKEN}
 			timeout 3s
 			retries 0
+		}
+		provider oa-locked digicert {
+			base_url %[1]s
+			api_key {env.DC_PARENT_KEY}
+			id_pattern 4[0-9]{4}
+		}
+		policy {
+			allow * * providers oa-[^l]*
 		}`, dc.URL, dcFlaky.URL, pal.URL, zs.URL, pf.URL, maxBody)
 }
 
@@ -1065,6 +1073,8 @@ func TestOpenAPILiveAnswers(t *testing.T) {
 		{name: "named provider", method: "GET", path: "/credentials/30001/status?provider=oa-dc-sub", status: 200},
 		{name: "bad ID", method: "GET", path: "/credentials/%00/status", status: 400, problem: "invalid-request"},
 		{name: "unknown provider", method: "GET", path: dcKey + "?provider=nope", status: 400, problem: "unknown-provider"},
+		{name: "policy", method: "GET", path: dcKey + "?provider=oa-locked", status: 403, problem: "forbidden"},
+		{name: "policy", method: "PUT", path: dcKey, body: `{"status": "inactive", "provider": "oa-locked"}`, status: 403, problem: "forbidden"},
 		{name: "forbidden", method: "GET", path: "/credentials/20001/status?provider=oa-dc", status: 403, problem: "provider-forbidden"},
 		{name: "no pattern matches", method: "GET", path: "/credentials/abc/status", status: 404, problem: "credential-not-found"},
 		{name: "unknown at the provider", method: "GET", path: "/credentials/10999/status", status: 404, problem: "credential-not-found"},
