@@ -2,13 +2,21 @@ package integration
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"flag"
+	"math/big"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -145,8 +153,9 @@ var envPlaceholder = regexp.MustCompile(`\{env\.([A-Za-z_][A-Za-z0-9_]*)\}`)
 // validateConfig provisions every module of an adapted config without starting a server, as
 // `caddy validate` does. Each {env.NAME} it reads is set to a dummy value for the test's
 // duration (a provider with an empty secret fails its provisioning). Log files are moved into
-// a temporary directory, since validation opens them and the examples' paths (/var/log/...)
-// are the production host's.
+// a temporary directory, and CA files of client authentication are replaced by a CA made for
+// the test, since validation opens them and the examples' paths (/var/log/..., /etc/...) are
+// the production host's.
 func validateConfig(t *testing.T, adapted []byte) {
 	t.Helper()
 	for _, m := range envPlaceholder.FindAllSubmatch(adapted, -1) {
@@ -155,9 +164,16 @@ func validateConfig(t *testing.T, adapted []byte) {
 	var doc any
 	require.NoError(t, json.Unmarshal(adapted, &doc))
 	dir := t.TempDir()
+	ca := filepath.Join(dir, "test-ca.pem")
+	require.NoError(t, os.WriteFile(ca, testCA(t), 0o600))
 	walkJSON(doc, func(obj map[string]any) {
 		if file, ok := obj["filename"].(string); ok && obj["output"] == "file" {
 			obj["filename"] = filepath.Join(dir, filepath.Base(file))
+		}
+		if files, ok := obj["pem_files"].([]any); ok {
+			for i := range files {
+				files[i] = ca
+			}
 		}
 	})
 	raw, err := json.Marshal(doc)
@@ -180,4 +196,23 @@ func walkJSON(v any, fn func(map[string]any)) {
 			walkJSON(child, fn)
 		}
 	}
+}
+
+// testCA returns the PEM of a self-signed CA certificate, for configs that load one.
+func testCA(t *testing.T) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "credgate test CA"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }

@@ -241,3 +241,26 @@ func TestPolicyDefaultCallerIsTheAuthenticatedUser(t *testing.T) {
 	require.Equal(t, 200, a.status, a.raw)
 	assert.Equal(t, "alice", zs.LastOperator(zsCred), "the operator is the policy's caller")
 }
+
+// TestNoPolicyWarns: a handler without a policy lets everyone do everything, and its config
+// load says so, once.
+func TestNoPolicyWarns(t *testing.T) {
+	logFile := filepath.Join(t.TempDir(), "handler.log")
+	loadWith(t, fmt.Sprintf(`
+	log handler {
+		output file %s
+		format json
+		level WARN
+		include http.handlers.credential_status
+		exclude http.handlers.credential_status.audit
+	}`, logFile), "credential_status {\n"+zstackBlock()+"\n}")
+	var warnings []map[string]any
+	for _, e := range readAudit(t, logFile, 1) {
+		if strings.Contains(fmt.Sprint(e["msg"]), "no policy") {
+			warnings = append(warnings, e)
+		}
+	}
+	require.Len(t, warnings, 1, "one warning for the one handler")
+	assert.Equal(t, "warn", warnings[0]["level"])
+	assert.Contains(t, warnings[0]["msg"], "every caller may read and change every credential")
+}
