@@ -94,9 +94,11 @@ func runGet(c *cobra.Command, args []string, o *getOptions) int {
 			answers[i] = answer{line, failed, err}
 		}()
 	}
-	// Print in the order of the arguments, each as soon as it and those before it are in.
+	// Print in the order of the arguments, each as soon as it and those before it are in;
+	// while every answer so far is "unreachable", hold them: if all are, nothing could start.
 	failed, unreachable := 0, 0
 	var firstErr error
+	var held [][]byte
 	for i := range args {
 		<-done[i]
 		a := answers[i]
@@ -114,14 +116,17 @@ func runGet(c *cobra.Command, args []string, o *getOptions) int {
 		if a.failed {
 			failed++
 		}
-		if unreachable == len(args) {
-			break
+		held = append(held, a.line)
+		if unreachable < i+1 {
+			for _, line := range held {
+				fmt.Fprintf(out, "%s\n", line)
+			}
+			held = held[:0]
 		}
-		fmt.Fprintf(out, "%s\n", a.line)
 	}
 	wg.Wait()
 	switch {
-	case unreachable == len(args) && ctx.Err() == nil:
+	case unreachable == len(args):
 		fmt.Fprintf(std.err, "%s: no gateway at %s: %v\n", commandPath(c), base, firstErr)
 		return exitNotStart
 	case failed > 0:

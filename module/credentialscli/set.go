@@ -30,10 +30,10 @@ type setOptions struct {
 	chunk                                     int
 }
 
-// The patience of a run: how often a chunk is sent again after a transient failure, and the
-// longest Retry-After it waits for.
+// The patience of a run: how often a chunk is sent again after a transient failure (about a
+// minute of waiting in all), and the longest Retry-After it waits for.
 const (
-	maxAttempts   = 8
+	maxAttempts   = 10
 	maxRetryAfter = 30 * time.Second
 )
 
@@ -260,7 +260,7 @@ func (r *runner) send(ctx context.Context, offset int, items []item) outcome {
 	key := chunkKey(r.runKey, items, r.dryRun)
 	seen := r.have[offset : offset+len(items)]
 	for attempt := 1; ; attempt++ {
-		retryAfter, final := r.post(ctx, body, key, offset, seen)
+		retryAfter, final := r.post(ctx, attempt, body, key, offset, seen)
 		if final.tooLarge || final.refused != nil {
 			return final
 		}
@@ -285,7 +285,7 @@ func (r *runner) send(ctx context.Context, offset int, items []item) outcome {
 // post sends the chunk once and reads its answer. It returns a negative wait when every item
 // has its result; else how long to wait before sending it again, with what went wrong (or a
 // final outcome: tooLarge, refused).
-func (r *runner) post(ctx context.Context, body []byte, key string, offset int, seen []bool) (time.Duration, outcome) {
+func (r *runner) post(ctx context.Context, attempt int, body []byte, key string, offset int, seen []bool) (time.Duration, outcome) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.endpoint, bytes.NewReader(body))
 	if err != nil {
 		return 0, outcome{refused: &problem{Title: "Bad request", Detail: err.Error()}}
@@ -298,7 +298,7 @@ func (r *runner) post(ctx context.Context, body []byte, key string, offset int, 
 	req.Header.Set("Idempotency-Key", key)
 	resp, err := r.client.Do(req)
 	if err != nil {
-		return time.Second, outcome{unreachable: err}
+		return backoff(attempt), outcome{unreachable: err}
 	}
 	defer resp.Body.Close()
 	replayed := resp.Header.Get("Idempotent-Replayed") == "true"
@@ -311,7 +311,7 @@ func (r *runner) post(ctx context.Context, body []byte, key string, offset int, 
 		if err == nil {
 			err = errors.New("the answer ended before the summary")
 		}
-		return time.Second, outcome{unreachable: fmt.Errorf("reading the answer: %w", err)}
+		return backoff(attempt), outcome{unreachable: fmt.Errorf("reading the answer: %w", err)}
 	case resp.StatusCode == http.StatusRequestEntityTooLarge:
 		return 0, outcome{tooLarge: true, refused: readProblem(resp)}
 	case resp.StatusCode == http.StatusTooManyRequests, resp.StatusCode == http.StatusServiceUnavailable,
@@ -320,7 +320,7 @@ func (r *runner) post(ctx context.Context, body []byte, key string, offset int, 
 		return retryAfter(resp), outcome{unreachable: errors.New(p.message())}
 	case resp.StatusCode >= 500:
 		p := readProblem(resp)
-		return 2 * time.Second, outcome{unreachable: errors.New(p.message())}
+		return backoff(attempt), outcome{unreachable: errors.New(p.message())}
 	default:
 		return 0, outcome{refused: readProblem(resp)}
 	}
@@ -495,6 +495,12 @@ func retryAfter(resp *http.Response) time.Duration {
 		return min(time.Duration(s)*time.Second, maxRetryAfter)
 	}
 	return time.Second
+}
+
+// backoff is the wait before the next attempt after a failure without Retry-After: 1 s, 2 s,
+// 4 s, up to 10 s.
+func backoff(attempt int) time.Duration {
+	return min(time.Second<<min(attempt-1, 4), 10*time.Second)
 }
 
 // isRefused reports a connection refused: nothing listens at the URL.
