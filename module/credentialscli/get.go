@@ -127,7 +127,7 @@ func runGet(c *cobra.Command, args []string, o *getOptions) int {
 	wg.Wait()
 	switch {
 	case unreachable == len(args):
-		fmt.Fprintf(std.err, "%s: no gateway at %s: %v\n", commandPath(c), base, firstErr)
+		fmt.Fprintf(std.err, "%s: no gateway at %s: %v\n", commandPath(c), base, bare(firstErr))
 		return exitNotStart
 	case failed > 0:
 		return exitFailed

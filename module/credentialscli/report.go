@@ -155,7 +155,7 @@ func (r *runner) summary(notDone int) {
 		if detail == "" {
 			detail = f.p.Title
 		}
-		fmt.Fprintf(w, "  %d %s%s, e.g. %s: %s\n", f.count, f.kind, status, cut(f.id), detail)
+		fmt.Fprintf(w, "failed: %d %s%s, e.g. %s: %s\n", f.count, f.kind, status, cut(f.id), detail)
 	}
 	if t.replayed > 0 {
 		fmt.Fprintf(w, "%d of them done by an earlier run: the gateway replayed their results\n", t.replayed)

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -219,7 +220,7 @@ func (r *runner) run(ctx context.Context) int {
 			return exitNotStart
 		case out.unreachable != nil && first:
 			r.progress.finish()
-			fmt.Fprintf(r.std.err, "%s: no gateway at %s: %v\n", r.name, r.endpoint, out.unreachable)
+			fmt.Fprintf(r.std.err, "%s: no gateway at %s: %v\n", r.name, strings.TrimSuffix(r.endpoint, "/credentials/status"), bare(out.unreachable))
 			return exitNotStart
 		case out.refused != nil:
 			r.failRest(next, n, *out.refused)
@@ -501,6 +502,15 @@ func retryAfter(resp *http.Response) time.Duration {
 // 4 s, up to 10 s.
 func backoff(attempt int) time.Duration {
 	return min(time.Second<<min(attempt-1, 4), 10*time.Second)
+}
+
+// bare is a transport error without the method and URL that net/http wraps it in.
+func bare(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
 }
 
 // isRefused reports a connection refused: nothing listens at the URL.

@@ -262,7 +262,7 @@ func TestTenThousand(t *testing.T) {
 			t.Errorf("dry run: line %d (%s): want credential-not-found, got %+v", i, l.ID, l)
 		}
 	}
-	if want := "10000 items (dry run, nothing written): 7 would change, 0 unchanged, 9993 failed\n  9993 credential-not-found (404)"; !strings.HasPrefix(dry.stdout, want) {
+	if want := "10000 items (dry run, nothing written): 7 would change, 0 unchanged, 9993 failed\nfailed: 9993 credential-not-found (404)"; !strings.HasPrefix(dry.stdout, want) {
 		t.Errorf("dry run: stdout %q, want it to begin with %q", dry.stdout, want)
 	}
 
