@@ -1,5 +1,6 @@
 // Package credgate plugs every Caddy module of the project into Caddy: the
-// http.handlers.credential_status handler and its provider adapters. Build it with xcaddy:
+// http.handlers.credential_status handler, its provider adapters, and the `credentials`
+// subcommand. Build it with xcaddy:
 //
 //	xcaddy build --with github.com/credgate/credgate
 package credgate
@@ -13,4 +14,7 @@ import (
 	_ "github.com/credgate/credgate/adapters/palisade"
 	_ "github.com/credgate/credgate/adapters/prefactor"
 	_ "github.com/credgate/credgate/adapters/zstack"
+
+	// The operators' client: the `credentials` subcommand (docs/cli.md).
+	_ "github.com/credgate/credgate/module/credentialscli"
 )

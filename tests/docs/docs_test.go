@@ -5,9 +5,11 @@
 // The conventions a document follows (docs/development.md explains them too):
 //   - A ```console block holds commands (lines beginning with "$ "; a trailing `\` continues
 //     one on the next line) each followed by its output, up to the next "$ ".
-//   - Commands run with bash in a work directory of the document's own, with localhost:8080,
-//     localhost:2019 and the simulators' 127.0.0.1:9101-9104 (or localhost:910x) pointed at
-//     the test's free ports; their addresses in the output are mapped back.
+//   - Commands run with bash in a work directory of the document's own (holding a link to the
+//     repository's examples/), with localhost:8080, localhost:2019 and the simulators'
+//     127.0.0.1:9101-9104 (or localhost:910x) pointed at the test's free ports; their
+//     addresses in the output are mapped back. `credgate` is the gateway binary, whose
+//     `credgate credentials` talks to the test's gateway ($CREDGATE_URL).
 //   - A paragraph that says "freshly started" (say, "on a freshly started `make run`") starts
 //     fresh processes from there on, and a document must say so before its first example.
 //     The blocks after it run in the document's order, against the same processes.
@@ -87,7 +89,11 @@ func TestConsoleExamples(t *testing.T) {
 					t.Error(err)
 				}
 			}()
+			// Commands run as from a clone's root: the sample files are at hand.
 			work := t.TempDir()
+			if err := os.Symlink(filepath.Join(bins.Root, "examples"), filepath.Join(work, "examples")); err != nil {
+				t.Fatal(err)
+			}
 			var in *gateway.Instance
 			for _, s := range steps {
 				switch {
@@ -103,7 +109,7 @@ func TestConsoleExamples(t *testing.T) {
 					if in == nil {
 						t.Fatalf("%s:%d: an example before the document says what it starts from (\"on a freshly started `make run`\")", name, s.line)
 					}
-					out, err := gateway.Run(context.Background(), work, in.Rewrite(s.command))
+					out, err := in.Run(context.Background(), work, in.Rewrite(s.command))
 					got := normalize(in.Unrewrite(out))
 					if want := normalize(unwrap(s.want)); got != want {
 						if *update {

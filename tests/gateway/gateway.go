@@ -80,6 +80,7 @@ type Instance struct {
 	Sims  map[string]string
 	Dir   string // the processes' home, config and log directory
 
+	bins       *Binaries
 	gatewayLog *lockedBuffer
 	stops      []func() // the processes' stops, in the order they started
 	stopOnce   sync.Once
@@ -131,9 +132,9 @@ func replacePort(s, from, to string) string {
 // trail among them).
 func (in *Instance) GatewayLog() string { return in.gatewayLog.String() }
 
-// Start runs the simulators and a gateway serving caddyfile (path relative to the repository
-// root, "" for caddyfile-examples/local.Caddyfile) on free ports, waits until all of them
-// listen, and stops them when t ends.
+// Start runs the simulators and a gateway serving caddyfile (a path relative to the
+// repository root, or absolute; "" for caddyfile-examples/local.Caddyfile) on free ports,
+// waits until all of them listen, and stops them when t ends.
 func (b *Binaries) Start(t testing.TB, caddyfile string) *Instance {
 	t.Helper()
 	if caddyfile == "" {
@@ -144,7 +145,7 @@ func (b *Binaries) Start(t testing.TB, caddyfile string) *Instance {
 		t.Fatal(err)
 	}
 	in := &Instance{Site: ports[0], Admin: ports[1], Sims: map[string]string{}, Dir: t.TempDir(),
-		gatewayLog: &lockedBuffer{}}
+		bins: b, gatewayLog: &lockedBuffer{}}
 	t.Cleanup(in.Stop)
 	args := []string{}
 	for i, s := range DocSims {
@@ -167,7 +168,10 @@ func (b *Binaries) Start(t testing.TB, caddyfile string) *Instance {
 		waitListening(t, "127.0.0.1:"+in.Sims[s.Vendor], "simulators", exited, simsLog)
 	}
 
-	src, err := os.ReadFile(filepath.Join(b.Root, caddyfile))
+	if !filepath.IsAbs(caddyfile) {
+		caddyfile = filepath.Join(b.Root, caddyfile)
+	}
+	src, err := os.ReadFile(caddyfile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,10 +308,36 @@ func (b *lockedBuffer) String() string {
 // Run runs a shell command line (bash -c) in dir with a deadline, and returns what it wrote
 // to stdout and stderr together, as a terminal would show it.
 func Run(ctx context.Context, dir, line string) (string, error) {
+	return run(ctx, dir, line, nil)
+}
+
+// Run is the package's Run with Env: `credgate` runs the built gateway binary, and its
+// `credgate credentials` command talks to this instance without --url.
+func (in *Instance) Run(ctx context.Context, dir, line string) (string, error) {
+	return run(ctx, dir, line, in.Env())
+}
+
+// URL is the site's address, what `make run` serves on http://localhost:8080.
+func (in *Instance) URL() string { return "http://localhost:" + in.Site }
+
+// Env is the environment of a command that uses this instance as a user of `make run` would:
+// the process's own, with the built gateway's directory first on PATH (so `credgate` is the
+// gateway binary) and CREDGATE_URL set to the instance's site.
+func (in *Instance) Env() []string {
+	env := os.Environ()
+	path := filepath.Dir(in.bins.Gateway)
+	if p := os.Getenv("PATH"); p != "" {
+		path += string(os.PathListSeparator) + p
+	}
+	return append(env, "PATH="+path, "CREDGATE_URL="+in.URL())
+}
+
+func run(ctx context.Context, dir, line string, env []string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "-c", line)
 	cmd.Dir = dir
+	cmd.Env = env
 	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.CombinedOutput()
 	return string(out), err
