@@ -99,7 +99,7 @@ type NotFoundError struct {
 	ID string
 	// Result is NoPattern, NotFound or CachedNone (a recent probe found none).
 	Result Result
-	// Since is how long "none owns it" is remembered, with CachedNone.
+	// For is how long "none owns it" is remembered, with CachedNone.
 	For time.Duration
 }
 
