@@ -3,7 +3,6 @@ package credentialstatus
 import (
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -24,14 +23,15 @@ type changeRecord struct {
 	start    time.Time
 	id       string
 	origin   *origin       // who asked
-	read     bool          // a GET, refused by the policy
+	read      bool          // a GET, refused by the policy
+	validated bool          // the request was well-formed: only such requests are audited
 	dryRun   bool          // a dry run changes nothing, and writes no audit entry unless denied
 	replayed bool          // the answer was an Idempotency-Key's kept one: nothing ran
 	batchKey string        // the Idempotency-Key of the batch the change is an item of
 	req      changeRequest // as parsed; zero when the request was refused before
 	b        *backend      // the provider, once one was found
 	res      *provider.Result
-	upstream atomic.Int32 // the provider's last HTTP status (withStatusRecord)
+	call     callState // the change's calls: their rate tokens, the provider's last HTTP status
 }
 
 // origin is who asked for a change: the same for every item of a batch.
@@ -66,7 +66,7 @@ func (h *Handler) audit(r *http.Request, c *changeRecord, p *Problem) {
 		return
 	}
 	providerName, outcome, result := "", "", provider.Status("")
-	upstream := int(c.upstream.Load())
+	upstream := int(c.call.status.Load())
 	switch {
 	case p != nil:
 		outcome, providerName = p.outcome(), p.Provider

@@ -13,9 +13,11 @@ import (
 	"time"
 
 	"github.com/credgate/credgate/module/provider"
+	"golang.org/x/time/rate"
 )
 
-// backend is a configured provider at run time: its adapter's client behind its breaker.
+// backend is a configured provider at run time: its adapter's client behind its breaker, its
+// rate budget and its batch slots.
 type backend struct {
 	name      string
 	index     int // in the handler's providers sorted by name
@@ -26,11 +28,16 @@ type backend struct {
 	breaker   *breaker
 	up        *provider.Upstream
 	transport *http.Transport
-	// observer is the RoundTripper the adapter's calls go through: it notes each answer.
+	// observer is the RoundTripper the adapter's calls go through: it takes each call's rate
+	// token and notes each answer.
 	observer *observingTransport
 	metrics  backendMetrics
-	// slots bound a batch's calls to the provider to max_concurrent at once.
-	slots chan struct{}
+	// limiter is the provider's rate budget (rate, burst): every call takes a token. Nil when
+	// the provider has no rate.
+	limiter *rate.Limiter
+	// slots bound the batches' calls to the provider to max_concurrent at once, shared fairly
+	// between the batches that wait for them.
+	slots *fairSlots
 	// pausedUntil is when the provider's last 429 asked the gateway to wait until (unix
 	// nanoseconds). A batch's calls wait for it, so that one rate limit slows all of them
 	// down rather than each finding it out; a single request finds out for itself.
@@ -40,25 +47,76 @@ type backend struct {
 // DefaultRateLimitPause is how long calls wait after a 429 that gave no Retry-After.
 const DefaultRateLimitPause = time.Second
 
-// enter readies a call to the provider. A batch's call (batch true) waits while the
-// provider's last 429 lasts and for one of its max_concurrent slots; release gives the slot
-// back. Other calls pass at once.
-func (b *backend) enter(ctx context.Context, batch bool) (release func(), err error) {
-	if !batch {
-		return noRelease, nil
-	}
-	if err := b.waitPause(ctx); err != nil {
-		return nil, err
-	}
-	select {
-	case b.slots <- struct{}{}:
-		return b.release, nil
-	case <-ctx.Done():
-		return nil, provider.ContextError(ctx, ctx.Err())
-	}
+// maxBudgetWait is the longest a single request waits for a token of its provider's rate.
+const maxBudgetWait = time.Second
+
+// errBudget marks a call refused because the provider's rate budget had no room in time: the
+// gateway's own 429 rate-limited, not the provider's.
+var errBudget = errors.New("the provider's rate budget has no room")
+
+// batchRun is one batch as its provider calls see it: the identity its calls wait for slots
+// under. A nil *batchRun is a single request.
+type batchRun struct {
+	// items is the batch's size. (Not a zero-size struct: new would give every batch the
+	// same address, and the slots could not tell batches apart.)
+	items int
 }
 
-func (b *backend) release() { <-b.slots }
+// callState travels in the context of one operation (a read or a change) from the backend to
+// its transport: the rate tokens the backend took for it, which its first calls use, and
+// where the change's audit record wants the provider's last HTTP status.
+type callState struct {
+	prepaid atomic.Int32
+	status  atomic.Int32
+}
+
+type callStateKey struct{}
+
+// enter readies an operation at the provider. A batch's (run not nil) waits while the
+// provider's last 429 lasts and for one of its slots; release gives the slot back. Then, when
+// the provider has a rate, it takes the operation's first token: a batch waits its turn, a
+// single request at most a second (less when its timeout is nearer), else it fails with the
+// gateway's 429 rate-limited and calls nothing. The token is put in st for the first call.
+func (b *backend) enter(ctx context.Context, run *batchRun, st *callState) (release func(), err error) {
+	release = noRelease
+	if run != nil {
+		if err := b.waitPause(ctx); err != nil {
+			return nil, err
+		}
+		if err := b.slots.acquire(ctx, run); err != nil {
+			return nil, provider.ContextError(ctx, err)
+		}
+		release = b.slots.release
+	}
+	if b.limiter == nil {
+		return release, nil
+	}
+	if run != nil {
+		if err := b.limiter.Wait(ctx); err != nil {
+			release()
+			return nil, provider.ContextError(ctx, err)
+		}
+	} else {
+		r := b.limiter.Reserve()
+		wait := r.Delay()
+		if bound := min(maxBudgetWait, b.s.timeout); wait > bound {
+			r.Cancel()
+			return nil, &provider.Error{Kind: provider.KindRateLimited, RetryAfter: wait, Detail: "the provider's rate budget has no room within " + bound.String(), Err: errBudget}
+		}
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				r.Cancel()
+				return nil, provider.ContextError(ctx, ctx.Err())
+			case <-t.C:
+			}
+		}
+	}
+	st.prepaid.Add(1)
+	return release, nil
+}
 
 func noRelease() {}
 
@@ -77,19 +135,25 @@ func (b *backend) pause(d time.Duration) {
 	}
 }
 
-// waitPause waits while the provider's rate limit lasts. When it lasts past ctx's deadline,
-// it does not wait: the call fails at once as rate-limited, with the time left.
-func (b *backend) waitPause(ctx context.Context) error {
+// pauseLeft is how long the provider's last 429 still asks the gateway to wait.
+func (b *backend) pauseLeft() time.Duration {
 	until := b.pausedUntil.Load()
 	if until == 0 {
-		return nil
+		return 0
 	}
-	wait := time.Until(time.Unix(0, until))
+	return max(0, time.Until(time.Unix(0, until)))
+}
+
+// waitPause waits while the provider's rate limit lasts. When it lasts longer than
+// max_retry_after, or past ctx's deadline, it does not wait: the call fails at once as
+// rate-limited, with the time left (cut to max_retry_after).
+func (b *backend) waitPause(ctx context.Context) error {
+	wait := b.pauseLeft()
 	if wait <= 0 {
 		return nil
 	}
-	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) <= wait {
-		return &provider.Error{Kind: provider.KindRateLimited, RetryAfter: wait, Detail: "provider rate limit reached: the gateway waits as the provider asked"}
+	if deadline, ok := ctx.Deadline(); wait > b.s.maxRetryAfter || (ok && time.Until(deadline) <= wait) {
+		return &provider.Error{Kind: provider.KindRateLimited, RetryAfter: min(wait, b.s.maxRetryAfter), Detail: "provider rate limit reached: the provider asked the gateway to wait"}
 	}
 	t := time.NewTimer(wait)
 	defer t.Stop()
@@ -101,9 +165,10 @@ func (b *backend) waitPause(ctx context.Context) error {
 	}
 }
 
-// observingTransport passes the provider's calls on to its transport and notes each answer: a 429
-// pauses the provider's batch calls (see pause), and the status goes to the change's audit
-// record when the call's context carries one (withStatusRecord).
+// observingTransport passes the provider's calls on to its transport. Each call first takes a
+// token of the provider's rate (the operation's own from enter, or one it waits for within
+// the operation's deadline); each answer is noted: a 429 pauses the provider's batch calls
+// (see pause), and the status goes to the operation's call state when it has one.
 type observingTransport struct {
 	next http.RoundTripper
 	b    *backend
@@ -111,6 +176,15 @@ type observingTransport struct {
 
 // RoundTrip implements http.RoundTripper.
 func (o *observingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	st, _ := req.Context().Value(callStateKey{}).(*callState)
+	if lim := o.b.limiter; lim != nil && (st == nil || st.prepaid.Add(-1) < 0) {
+		if err := lim.Wait(req.Context()); err != nil {
+			if req.Context().Err() != nil {
+				return nil, err
+			}
+			return nil, &provider.Error{Kind: provider.KindRateLimited, RetryAfter: time.Second, Detail: "the provider's rate budget has no room before the provider's timeout", Err: errBudget}
+		}
+	}
 	resp, err := o.next.RoundTrip(req)
 	if err != nil {
 		return resp, err
@@ -118,24 +192,20 @@ func (o *observingTransport) RoundTrip(req *http.Request) (*http.Response, error
 	if resp.StatusCode == http.StatusTooManyRequests {
 		o.b.pause(provider.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()))
 	}
-	if rec, ok := req.Context().Value(statusRecordKey{}).(*atomic.Int32); ok {
-		rec.Store(int32(resp.StatusCode))
+	if st != nil {
+		st.status.Store(int32(resp.StatusCode))
 	}
 	return resp, nil
 }
 
-type statusRecordKey struct{}
-
-// withStatusRecord returns a context whose provider calls store the HTTP status of each answer
-// in rec, the last one winning: a change's audit entry gives the status of the provider's last
-// answer. The key is the handler's own: it goes through the adapter's calls untouched.
-func withStatusRecord(ctx context.Context, rec *atomic.Int32) context.Context {
-	return context.WithValue(ctx, statusRecordKey{}, rec)
-}
-
 // read calls the provider's read endpoint through the breaker, within the provider's timeout.
-func (b *backend) read(ctx context.Context, id string, batch bool) (*provider.Credential, error) {
-	release, err := b.enter(ctx, batch)
+// run is the batch it is an item of, nil for a single request.
+func (b *backend) read(ctx context.Context, id string, run *batchRun) (*provider.Credential, error) {
+	var st *callState
+	if b.limiter != nil {
+		st = new(callState)
+	}
+	release, err := b.enter(ctx, run, st)
 	if err != nil {
 		return nil, err
 	}
@@ -147,19 +217,23 @@ func (b *backend) read(ctx context.Context, id string, batch bool) (*provider.Cr
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, b.s.timeout)
 	defer cancel()
+	if st != nil {
+		ctx = context.WithValue(ctx, callStateKey{}, st)
+	}
 	cred, err := b.client.Read(ctx, id)
 	b.metrics.readTime.Observe(time.Since(start).Seconds())
 	if err == nil && cred == nil {
 		err = errors.New("adapter returned no credential")
 	}
-	err = settle(ctx, err)
+	err = b.settle(ctx, err)
 	b.breaker.finish(done, err)
 	return cred, err
 }
 
-// change calls the provider's change through the breaker, within the provider's timeout.
-func (b *backend) change(ctx context.Context, c *provider.Change, batch bool) (*provider.Result, error) {
-	release, err := b.enter(ctx, batch)
+// change calls the provider's change through the breaker, within the provider's timeout. st,
+// the change's call state (its audit record's), takes the provider's last HTTP status.
+func (b *backend) change(ctx context.Context, c *provider.Change, run *batchRun, st *callState) (*provider.Result, error) {
+	release, err := b.enter(ctx, run, st)
 	if err != nil {
 		return nil, err
 	}
@@ -171,12 +245,13 @@ func (b *backend) change(ctx context.Context, c *provider.Change, batch bool) (*
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, b.s.timeout)
 	defer cancel()
+	ctx = context.WithValue(ctx, callStateKey{}, st)
 	res, err := b.client.Change(ctx, c)
 	b.metrics.changeTime.Observe(time.Since(start).Seconds())
 	if err == nil && res == nil {
 		err = errors.New("adapter returned no result")
 	}
-	err = settle(ctx, err)
+	err = b.settle(ctx, err)
 	b.breaker.finish(done, err)
 	return res, err
 }
@@ -185,9 +260,15 @@ func (b *backend) change(ctx context.Context, c *provider.Change, batch bool) (*
 // the error is its doing (a timeout, or the caller gone), unless the vendor did answer: an
 // error that carries the vendor's status stays as it is. An unclassified error is a provider
 // error.
-func settle(ctx context.Context, err error) error {
+func (b *backend) settle(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
+	}
+	var rl *provider.Error
+	if errors.As(err, &rl) && rl.Kind == provider.KindRateLimited && rl.RetryAfter > b.s.maxRetryAfter {
+		capped := *rl // the vendor's Retry-After, cut to max_retry_after for the client
+		capped.RetryAfter = b.s.maxRetryAfter
+		err = &capped
 	}
 	var pe *provider.Error
 	classified := errors.As(err, &pe)

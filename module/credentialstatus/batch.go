@@ -23,6 +23,8 @@ const (
 	batchPath = "/credentials/status"
 	// DefaultMaxBatch is the default of max_batch, the most items of one batch.
 	DefaultMaxBatch = 10_000
+	// DefaultMaxBatches is the default of max_batches, the most batches running at once.
+	DefaultMaxBatches = 4
 	// batchBytesPerItem is what a batch body may hold per item on top of max_body: an item
 	// with a 256-byte ID, a provider, a 1 KiB reason and an expiry fits.
 	batchBytesPerItem = 2 << 10
@@ -84,7 +86,7 @@ func parseBatch(body []byte, maxItems int) (*batchRequest, *Problem) {
 		}
 		key, _ := t.(string)
 		if seen[key] {
-			return bad(fmt.Sprintf("member %q is given twice", key))
+			return bad(fmt.Sprintf("member %q is given twice", clip(key)))
 		}
 		seen[key] = true
 		switch key {
@@ -120,7 +122,7 @@ func parseBatch(body []byte, maxItems int) (*batchRequest, *Problem) {
 				return bad("dry_run must be true or false")
 			}
 		default:
-			return bad(fmt.Sprintf("unknown member %q: a batch has items, reason and dry_run", key))
+			return bad(fmt.Sprintf("unknown member %q: a batch has items, reason and dry_run", clip(key)))
 		}
 	}
 	if _, err := dec.Token(); err != nil {
@@ -159,15 +161,11 @@ func parseBatch(body []byte, maxItems int) (*batchRequest, *Problem) {
 		if vals[2] == nil && reason != nil {
 			it.req.reason = *reason
 		}
-		// One credential is changed once: a repeated item shares the first one's result,
-		// unless it asks for something else, when neither is done.
-		key := it.req.hint + "\x00" + it.id
+		// An item repeated word for word (the same hint, ID and change) shares the first one's
+		// result, without being resolved again; runBatch matches the others once their owners
+		// are known.
+		key := it.req.hint + "\x00" + it.id + "\x00" + string(it.req.status) + "\x00" + it.req.expiresAt.String()
 		if f, ok := firsts[key]; ok {
-			first := &b.items[f]
-			if first.p == nil && (first.req.status != it.req.status || !first.req.expiresAt.Equal(it.req.expiresAt)) {
-				first.p = newProblem(probInvalid, "credential "+it.id+" is listed more than once with different changes")
-				first.p.ID = it.id
-			}
 			it.first = f
 			continue
 		}
@@ -248,13 +246,17 @@ func (s *batchSummary) appendJSON(dst []byte) []byte {
 }
 
 // runBatch resolves and changes (or, in a dry run, reads) every item, and calls done for each
-// as it completes, from several goroutines at once but never two at a time. Items are
-// resolved by a few resolvers and queued to their provider, where max_concurrent workers take
-// them: a provider that is slow or rate-limited holds back only its own items. When ctx ends
-// (the client went away), items not yet started are not started; they end as canceled.
+// as it completes, from several goroutines at once but never two at a time.
+//
+// First a few resolvers find every item's owner. Then items are matched on (owner, ID),
+// whether or not they named their provider: identical ones are done once and share the
+// result, ones asking for different changes are all refused. Then each provider's
+// max_concurrent workers take its items: a provider that is slow or rate-limited holds back
+// only its own items, and its slots are shared fairly with other batches. When ctx ends (the
+// client went away), items not yet started are not started; they end as canceled.
 func (h *Handler) runBatch(ctx context.Context, r *http.Request, b *batchRequest, done func(i int, res itemResult)) {
 	var mu sync.Mutex
-	waiting := map[int][]int{} // first item -> its duplicates
+	waiting := map[int][]int{} // first item -> the items that share its result
 	for i := range b.items {
 		if f := b.items[i].first; f != i {
 			waiting[f] = append(waiting[f], i)
@@ -269,13 +271,12 @@ func (h *Handler) runBatch(ctx context.Context, r *http.Request, b *batchRequest
 		}
 	}
 
+	run := &batchRun{items: len(b.items)}
+	read := h.reader(run)
 	who := h.requestOrigin(r) // once: the replacer makes the request ID on first use
 	feed := make(chan int)
-	queues := make([]chan int, len(h.ordered))
-	for i := range queues {
-		queues[i] = make(chan int, len(b.items))
-	}
-	var resolvers, workers sync.WaitGroup
+	resolved := make([]bool, len(b.items))
+	var resolvers sync.WaitGroup
 	for range min(batchResolvers, len(b.items)) {
 		resolvers.Add(1)
 		go func() {
@@ -292,32 +293,16 @@ func (h *Handler) runBatch(ctx context.Context, r *http.Request, b *batchRequest
 					continue
 				}
 				start := time.Now()
-				o, err := h.resolver.Resolve(ctx, it.id, it.req.hint, h.reader(true))
+				o, err := h.resolver.Resolve(ctx, it.id, it.req.hint, read)
 				countResolution(o)
 				if err != nil {
 					finish(i, h.endItem(r, who, it, b, itemResult{p: resolutionProblem(err, it.id)}, start, nil))
 					continue
 				}
 				it.owner = o
-				queues[o.Index] <- i
+				resolved[i] = true
 			}
 		}()
-	}
-	for _, bk := range h.ordered {
-		for range bk.s.maxConcurrent {
-			workers.Add(1)
-			go func(q chan int) {
-				defer workers.Done()
-				for i := range q {
-					it := &b.items[i]
-					if ctx.Err() != nil {
-						finish(i, itemResult{p: canceledItem(it.id)})
-						continue
-					}
-					finish(i, h.runItem(ctx, r, who, it, b))
-				}
-			}(queues[bk.index])
-		}
 	}
 	for i := range b.items {
 		it := &b.items[i]
@@ -332,8 +317,79 @@ func (h *Handler) runBatch(ctx context.Context, r *http.Request, b *batchRequest
 	}
 	close(feed)
 	resolvers.Wait()
+
+	// One credential is changed once: match the resolved items on (owner, ID).
+	queues := make([]chan int, len(h.ordered))
+	for i := range queues {
+		queues[i] = make(chan int, len(b.items))
+	}
+	type target struct {
+		owner int
+		id    string
+	}
+	groups := map[target][]int{}
+	var order []target
+	for i, ok := range resolved {
+		if !ok {
+			continue
+		}
+		k := target{b.items[i].owner.Index, b.items[i].id}
+		if groups[k] == nil {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], i)
+	}
+	for _, k := range order {
+		g := groups[k]
+		first := &b.items[g[0]]
+		conflict := false
+		for _, i := range g[1:] {
+			if it := &b.items[i]; it.req.status != first.req.status || !it.req.expiresAt.Equal(first.req.expiresAt) {
+				conflict = true
+			}
+		}
+		if conflict {
+			for _, i := range g {
+				p := newProblem(probInvalid, "credential "+clip(k.id)+" is listed more than once with different changes at provider "+h.ordered[k.owner].name)
+				p.ID, p.Provider = b.items[i].id, h.ordered[k.owner].name
+				res := itemResult{p: p}
+				h.countItem(res, b.dryRun)
+				finish(i, res)
+			}
+			continue
+		}
+		mu.Lock()
+		for _, i := range g[1:] { // identical: done once, with the first
+			waiting[g[0]] = append(waiting[g[0]], i)
+			waiting[g[0]] = append(waiting[g[0]], waiting[i]...)
+			delete(waiting, i)
+		}
+		mu.Unlock()
+		queues[k.owner] <- g[0]
+	}
 	for _, q := range queues {
 		close(q)
+	}
+
+	var workers sync.WaitGroup
+	for _, bk := range h.ordered {
+		if len(queues[bk.index]) == 0 {
+			continue
+		}
+		for range min(bk.s.maxConcurrent, len(queues[bk.index])) {
+			workers.Add(1)
+			go func(q chan int) {
+				defer workers.Done()
+				for i := range q {
+					it := &b.items[i]
+					if ctx.Err() != nil {
+						finish(i, itemResult{p: canceledItem(it.id)})
+						continue
+					}
+					finish(i, h.runItem(ctx, r, who, run, it, b))
+				}
+			}(queues[bk.index])
+		}
 	}
 	workers.Wait()
 }
@@ -348,7 +404,7 @@ func canceledItem(id string) *Problem {
 // runItem changes (or previews) one resolved item, exactly as a single PUT would, and writes
 // its one audit entry. An item its provider rate-limited is sent again after the provider's
 // Retry-After, a few times: the entry tells the last attempt's outcome.
-func (h *Handler) runItem(ctx context.Context, r *http.Request, who *origin, it *batchItem, b *batchRequest) itemResult {
+func (h *Handler) runItem(ctx context.Context, r *http.Request, who *origin, run *batchRun, it *batchItem, b *batchRequest) itemResult {
 	var rec *changeRecord // a change's audit record; a dry run has none
 	if !b.dryRun {
 		rec = &changeRecord{start: time.Now(), id: it.id, origin: who, req: it.req, batchKey: b.key}
@@ -356,9 +412,12 @@ func (h *Handler) runItem(ctx context.Context, r *http.Request, who *origin, it 
 	acc := access{who: who.who, action: actionOf(it.req.status, b.dryRun)}
 	var res itemResult
 	for attempt := 0; ; attempt++ {
-		res = h.tryItem(ctx, it, b.dryRun, acc, rec)
+		res = h.tryItem(ctx, run, it, b.dryRun, acc, rec)
 		if res.p == nil || res.p.kind != provider.KindRateLimited || attempt == batchRateLimitRetries {
 			break
+		}
+		if bk := h.backends[res.p.Provider]; bk == nil || res.p.Type == ProblemTypePrefix+probBudget.Suffix || bk.pauseLeft() > bk.s.maxRetryAfter {
+			break // the gateway's own budget said no, or the provider asks for longer than max_retry_after
 		}
 		t := time.NewTimer(max(res.p.retryAfter, DefaultRateLimitPause))
 		select {
@@ -388,15 +447,15 @@ func (h *Handler) endItem(r *http.Request, who *origin, it *batchItem, b *batchR
 
 // tryItem makes one attempt at an item, at the owner its resolver found; rec, the change's
 // audit record, takes the provider and result of the attempt.
-func (h *Handler) tryItem(ctx context.Context, it *batchItem, dryRun bool, acc access, rec *changeRecord) itemResult {
+func (h *Handler) tryItem(ctx context.Context, run *batchRun, it *batchItem, dryRun bool, acc access, rec *changeRecord) itemResult {
 	if dryRun {
-		cred, b, p := runAtOwner(h, ctx, it.id, it.owner, true, acc, h.previewOp(ctx, it.id, &it.req, true))
+		cred, b, p := runAtOwner(h, ctx, it.id, it.owner, run, acc, h.previewOp(ctx, it.id, &it.req, run))
 		if p != nil {
 			return itemResult{p: p}
 		}
 		return itemResult{body: previewBody(it.id, b, &it.req, cred)}
 	}
-	res, b, p := runAtOwner(h, ctx, it.id, it.owner, true, acc, h.changeOp(ctx, rec, true))
+	res, b, p := runAtOwner(h, ctx, it.id, it.owner, run, acc, h.changeOp(ctx, rec, run))
 	rec.b, rec.res = b, res
 	if p != nil {
 		return itemResult{p: p}
@@ -521,7 +580,7 @@ func appendItemResult(dst []byte, index int, id string, res itemResult) []byte {
 		}
 	} else {
 		dst = append(dst, `{"id":`...)
-		dst = flatjson.AppendString(dst, id)
+		dst = flatjson.AppendString(dst, clip(id))
 		dst = append(dst, `,"error":`...)
 		pb, _ := json.Marshal(res.p)
 		dst = append(dst, pb...)

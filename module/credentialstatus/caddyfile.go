@@ -32,6 +32,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		negative_ttl <duration>
 //		max_body     <size>
 //		max_batch    <n>
+//		max_batches  <n>
 //		idempotency_ttl      <duration>
 //		idempotency_storage  memory|caddy
 //		idempotency_max_keys <n>
@@ -74,6 +75,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = provider.ParseSize(d, &h.MaxBody)
 		case "max_batch":
 			err = provider.ParseInt(d, &h.MaxBatch)
+		case "max_batches":
+			err = provider.ParseInt(d, &h.MaxBatches)
 		case "provider":
 			err = h.unmarshalProvider(d)
 		default:

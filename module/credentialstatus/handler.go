@@ -22,6 +22,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
+	"golang.org/x/time/rate"
 
 	"github.com/credgate/credgate/module/idempotency"
 	"github.com/credgate/credgate/module/provider"
@@ -54,6 +55,10 @@ type Handler struct {
 	MaxBody int64 `json:"max_body,omitempty"`
 	// The most items of one batch (POST /credentials/status). Default 10000.
 	MaxBatch int `json:"max_batch,omitempty"`
+	// The most batches that run at once; more are answered 429 too-many-batches. Default 4.
+	// With max_batch and max_body it bounds the memory of batches: at most max_batches
+	// bodies of max_body + 2 KiB per item.
+	MaxBatches int `json:"max_batches,omitempty"`
 
 	IdempotencyOptions
 	AuthorizationOptions
@@ -66,7 +71,8 @@ type Handler struct {
 	ordered  []*backend // by name
 	cache    *resolve.Cache
 	resolver *resolve.Resolver
-	readers  [2]reader // single, batch: see Handler.reader
+	single   reader // single requests' reads: see Handler.reader
+	batches  chan struct{} // one token per running batch: max_batches
 	poolKeys []string
 	logger   *zap.Logger
 	auditLog *zap.Logger
@@ -110,6 +116,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	if h.MaxBatch == 0 {
 		h.MaxBatch = DefaultMaxBatch
+	}
+	if h.MaxBatches == 0 {
+		h.MaxBatches = DefaultMaxBatches
 	}
 	if err := h.Validate(); err != nil {
 		return err // before the cache is made with a bad size
@@ -173,7 +182,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		providers[i] = resolve.Provider{Name: b.name, Pattern: b.s.pattern}
 	}
 	h.resolver = resolve.New(providers, h.cache, time.Duration(h.CacheTTL), time.Duration(h.NegativeTTL))
-	h.readers = [2]reader{{h: h}, {h: h, batch: true}}
+	h.single = reader{h: h}
+	h.batches = make(chan struct{}, h.MaxBatches)
 	return nil
 }
 
@@ -195,7 +205,10 @@ func (h *Handler) provisionBackend(name string, mod any) (*backend, error) {
 	}
 	b := &backend{
 		name: name, adapter: adapter, s: s, caps: vendor.Capabilities, transport: transport,
-		metrics: newBackendMetrics(name), slots: make(chan struct{}, s.maxConcurrent),
+		metrics: newBackendMetrics(name), slots: newFairSlots(s.maxConcurrent),
+	}
+	if s.rate > 0 {
+		b.limiter = rate.NewLimiter(s.rate, s.burst)
 	}
 	b.observer = &observingTransport{next: transport, b: b}
 	up := &provider.Upstream{
@@ -237,6 +250,9 @@ func (h *Handler) Validate() error {
 	if h.MaxBatch < 0 {
 		return fmt.Errorf("credential_status: max_batch must be positive")
 	}
+	if h.MaxBatches < 0 {
+		return fmt.Errorf("credential_status: max_batches must be positive")
+	}
 	if err := h.validateIdempotency(); err != nil {
 		return fmt.Errorf("credential_status: %v", err)
 	}
@@ -270,6 +286,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			h.fail(w, r, p)
 			return nil
 		}
+		// A batch slot first, before its body is read: max_batches bounds their memory.
+		select {
+		case h.batches <- struct{}{}:
+			defer func() { <-h.batches }()
+		default:
+			p := newProblem(probTooManyBatches, fmt.Sprintf("%d batches are running, the most this gateway runs at once (max_batches); retry shortly", h.MaxBatches))
+			p.retryAfter = time.Second
+			h.fail(w, r, p)
+			return nil
+		}
 		limit := h.MaxBody + int64(h.MaxBatch)*batchBytesPerItem
 		h.once(w, r, limit, nil, func(w http.ResponseWriter) (*Problem, bool) { return h.serveBatch(w, r) })
 		return nil
@@ -292,7 +318,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		} else {
 			p = h.once(w, r, h.MaxBody, &c, func(w http.ResponseWriter) (*Problem, bool) { return h.servePut(w, r, &c), true })
 		}
-		h.audit(r, &c, p)
+		if c.validated {
+			h.audit(r, &c, p) // a malformed request is in the access log only
+		}
 	default:
 		p := newProblem(probMethod, "use GET to read a credential's status, PUT to change it")
 		p.allow = "GET, PUT"
@@ -379,6 +407,7 @@ func (h *Handler) servePut(w http.ResponseWriter, r *http.Request, c *changeReco
 		p.ID = id
 		return p
 	}
+	c.validated = true
 	if c.dryRun {
 		out, b, p := h.preview(r.Context(), c.origin.who, id, &req)
 		if p != nil {

@@ -206,12 +206,13 @@ func TestProviderErrorsMapToProblems(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.suffix+"/"+c.err.Kind.String(), func(t *testing.T) {
 			g := newGateway(t, nil, fakeProvider{name: "p", client: failing(c.err)})
-			for _, req := range [][2]string{{"GET", ""}, {"PUT", `{"status":"inactive"}`}} {
-				rec := g.do(req[0], "/credentials/12345/status", req[1])
+			// Two IDs: a "not found" is remembered for negative_ttl.
+			for _, req := range [][3]string{{"GET", "", "12345"}, {"PUT", `{"status":"inactive"}`, "12346"}} {
+				rec := g.do(req[0], "/credentials/"+req[2]+"/status", req[1])
 				require.Equal(t, c.status, rec.Code, rec.Body.String())
 				p := problem(t, rec)
 				assert.Equal(t, "urn:credgate:problem:"+c.suffix, p["type"])
-				assert.Equal(t, "12345", p["id"])
+				assert.Equal(t, req[2], p["id"])
 				assert.Equal(t, "p", p["provider"])
 				if c.err.StatusCode != 0 {
 					assert.EqualValues(t, c.err.StatusCode, p["upstream_status"])
@@ -458,8 +459,8 @@ func TestHealthyAnswersDoNotCountAsFailures(t *testing.T) {
 		t.Run(err.Kind.String(), func(t *testing.T) {
 			fc := failing(err)
 			g := newGateway(t, nil, fakeProvider{name: "p", client: fc, options: map[string]any{"breaker": map[string]any{"failures": 2}}})
-			for i := 0; i < 5; i++ {
-				assert.NotEqual(t, 503, g.do("GET", "/credentials/1/status", "").Code)
+			for i := 0; i < 5; i++ { // five IDs: a "not found" is remembered for negative_ttl
+				assert.NotEqual(t, 503, g.do("GET", fmt.Sprintf("/credentials/%d/status", i+1), "").Code)
 			}
 			assert.Equal(t, int32(5), fc.reads.Load(), "every call reached the provider")
 		})

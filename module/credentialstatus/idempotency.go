@@ -195,7 +195,7 @@ func (h *Handler) once(w http.ResponseWriter, r *http.Request, limit int64, c *c
 	if res.Outcome != idempotency.Run && c != nil {
 		// Nothing runs: the audit entry still says what was asked, with which key.
 		if req, p := parseChange(r, body); p == nil {
-			c.req = req
+			c.req, c.validated = req, true
 		}
 		c.req.key = key
 	}

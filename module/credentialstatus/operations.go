@@ -15,11 +15,11 @@ import (
 func (h *Handler) read(r *http.Request, id, hint string) (*provider.Credential, *backend, *Problem) {
 	ctx := r.Context()
 	acc := access{who: h.authz.principal(r), action: policy.Read}
-	return withOwner(h, ctx, id, hint, false, acc, func(b *backend, probed *provider.Credential) (*provider.Credential, error) {
+	return withOwner(h, ctx, id, hint, nil, acc, func(b *backend, probed *provider.Credential) (*provider.Credential, error) {
 		if probed != nil {
 			return probed, nil // the probe read it a moment ago
 		}
-		return b.read(ctx, id, false)
+		return b.read(ctx, id, nil)
 	})
 }
 
@@ -27,12 +27,12 @@ func (h *Handler) read(r *http.Request, id, hint string) (*provider.Credential, 
 // at the provider that owns it.
 func (h *Handler) change(r *http.Request, rec *changeRecord) (*provider.Result, *backend, *Problem) {
 	acc := access{who: rec.origin.who, action: actionOf(rec.req.status, false)}
-	return withOwner(h, r.Context(), rec.id, rec.req.hint, false, acc, h.changeOp(r.Context(), rec, false))
+	return withOwner(h, r.Context(), rec.id, rec.req.hint, nil, acc, h.changeOp(r.Context(), rec, nil))
 }
 
-// changeOp is the operation of a change, once its provider is known; batch says it is a
-// batch item's.
-func (h *Handler) changeOp(ctx context.Context, rec *changeRecord, batch bool) func(*backend, *provider.Credential) (*provider.Result, error) {
+// changeOp is the operation of a change, once its provider is known; run is the batch it is
+// an item of (nil for a PUT).
+func (h *Handler) changeOp(ctx context.Context, rec *changeRecord, run *batchRun) func(*backend, *provider.Credential) (*provider.Result, error) {
 	req := &rec.req
 	c := &provider.Change{
 		ID:             rec.id,
@@ -43,12 +43,12 @@ func (h *Handler) changeOp(ctx context.Context, rec *changeRecord, batch bool) f
 	}
 	// Once a status change starts, it runs to its end or to the provider's timeout even if the
 	// client goes away: a kill switch must not be left half-thrown by a dropped connection.
-	changeCtx := withStatusRecord(context.WithoutCancel(ctx), &rec.upstream)
+	changeCtx := context.WithoutCancel(ctx)
 	return func(b *backend, _ *provider.Credential) (*provider.Result, error) {
 		if p := checkCapabilities(b, req); p != nil {
 			return nil, p
 		}
-		return b.change(changeCtx, c, batch)
+		return b.change(changeCtx, c, run, &rec.call)
 	}
 }
 
@@ -57,14 +57,14 @@ func (h *Handler) changeOp(ctx context.Context, rec *changeRecord, batch bool) f
 // its provider).
 func (h *Handler) preview(ctx context.Context, who policy.Principal, id string, req *changeRequest) (*statusBody, *backend, *Problem) {
 	acc := access{who: who, action: policy.DryRun}
-	cred, b, p := withOwner(h, ctx, id, req.hint, false, acc, h.previewOp(ctx, id, req, false))
+	cred, b, p := withOwner(h, ctx, id, req.hint, nil, acc, h.previewOp(ctx, id, req, nil))
 	if p != nil {
 		return nil, b, p
 	}
 	return previewBody(id, b, req, cred), b, nil
 }
 
-func (h *Handler) previewOp(ctx context.Context, id string, req *changeRequest, batch bool) func(*backend, *provider.Credential) (*provider.Credential, error) {
+func (h *Handler) previewOp(ctx context.Context, id string, req *changeRequest, run *batchRun) func(*backend, *provider.Credential) (*provider.Credential, error) {
 	return func(b *backend, probed *provider.Credential) (*provider.Credential, error) {
 		if p := checkCapabilities(b, req); p != nil {
 			return nil, p
@@ -72,7 +72,7 @@ func (h *Handler) previewOp(ctx context.Context, id string, req *changeRequest, 
 		cred := probed
 		if cred == nil {
 			var err error
-			if cred, err = b.read(ctx, id, batch); err != nil {
+			if cred, err = b.read(ctx, id, run); err != nil {
 				return nil, err
 			}
 		}
@@ -112,25 +112,25 @@ func checkCapabilities(b *backend, req *changeRequest) *Problem {
 }
 
 // withOwner runs op at the provider named by hint, or else at the provider that owns id (see
-// package resolve), when the policy lets acc's caller do its action there. batch says the
-// calls are a batch item's.
-func withOwner[T any](h *Handler, ctx context.Context, id, hint string, batch bool, acc access, op func(*backend, *provider.Credential) (T, error)) (T, *backend, *Problem) {
+// package resolve), when the policy lets acc's caller do its action there. run is the batch
+// the calls are an item of, nil for a single request.
+func withOwner[T any](h *Handler, ctx context.Context, id, hint string, run *batchRun, acc access, op func(*backend, *provider.Credential) (T, error)) (T, *backend, *Problem) {
 	var zero T
 	if p := h.precheck(id, hint, acc); p != nil {
 		return zero, nil, p
 	}
-	o, err := h.resolver.Resolve(ctx, id, hint, h.reader(batch))
+	o, err := h.resolver.Resolve(ctx, id, hint, h.reader(run))
 	countResolution(o)
 	if err != nil {
 		return zero, nil, resolutionProblem(err, id)
 	}
-	return runAtOwner(h, ctx, id, o, batch, acc, op)
+	return runAtOwner(h, ctx, id, o, run, acc, op)
 }
 
 // runAtOwner runs op at the owner that resolution found for id, when the policy lets acc's
 // caller do its action there. A cached owner that no longer knows the ID is forgotten, and
 // resolution runs once more.
-func runAtOwner[T any](h *Handler, ctx context.Context, id string, o resolve.Owner, batch bool, acc access, op func(*backend, *provider.Credential) (T, error)) (T, *backend, *Problem) {
+func runAtOwner[T any](h *Handler, ctx context.Context, id string, o resolve.Owner, run *batchRun, acc access, op func(*backend, *provider.Credential) (T, error)) (T, *backend, *Problem) {
 	var zero T
 	b := h.ordered[o.Index]
 	if p := h.allowedAt(b, id, acc); p != nil {
@@ -139,7 +139,7 @@ func runAtOwner[T any](h *Handler, ctx context.Context, id string, o resolve.Own
 	v, err := op(b, o.Probed)
 	if err != nil && o.Cached && resolve.NotOwner(err) {
 		var rerr error
-		o, rerr = h.resolver.Retry(ctx, id, h.reader(batch))
+		o, rerr = h.resolver.Retry(ctx, id, h.reader(run))
 		countResolution(o)
 		if rerr != nil {
 			return zero, nil, resolutionProblem(rerr, id)
@@ -151,6 +151,9 @@ func runAtOwner[T any](h *Handler, ctx context.Context, id string, o resolve.Own
 		v, err = op(b, o.Probed)
 	}
 	if err != nil {
+		if o.Result == resolve.ByPattern && provider.KindOf(err) == provider.KindNotFound {
+			h.resolver.RememberNone(id) // the only candidate does not know it: nobody does
+		}
 		return zero, b, providerProblem(err, id, b.name)
 	}
 	if o.Remember {
@@ -160,23 +163,24 @@ func runAtOwner[T any](h *Handler, ctx context.Context, id string, o resolve.Own
 }
 
 // reader is how resolution reads at the handler's providers: through each provider's
-// breaker and timeout, as a batch's calls when batch is set. The handler keeps one of each,
-// so that passing one as a resolve.Reader costs nothing.
+// breaker, rate and timeout, as a batch's calls when run is set. The handler keeps the
+// single requests' one, so that passing it as a resolve.Reader costs nothing; a batch makes
+// its own.
 type reader struct {
-	h     *Handler
-	batch bool
+	h   *Handler
+	run *batchRun
 }
 
 // Read implements resolve.Reader.
 func (r *reader) Read(ctx context.Context, i int, id string) (*provider.Credential, error) {
-	return r.h.ordered[i].read(ctx, id, r.batch)
+	return r.h.ordered[i].read(ctx, id, r.run)
 }
 
-func (h *Handler) reader(batch bool) *reader {
-	if batch {
-		return &h.readers[1]
+func (h *Handler) reader(run *batchRun) *reader {
+	if run != nil {
+		return &reader{h: h, run: run}
 	}
-	return &h.readers[0]
+	return &h.single
 }
 
 // resolutionProblem maps what resolution returned instead of an owner to the API's problem.
@@ -190,7 +194,7 @@ func resolutionProblem(err error, id string) *Problem {
 	)
 	switch {
 	case errors.As(err, &unknown):
-		p = newProblem(probUnknownProv, err.Error())
+		p = newProblem(probUnknownProv, "no provider named "+clip(unknown.Name)+" is configured")
 	case errors.As(err, &notFound):
 		p = newProblem(probNotFound, err.Error())
 	case errors.As(err, &ambiguous):

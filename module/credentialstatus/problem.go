@@ -62,6 +62,9 @@ var (
 	probIdemDown      = defProblem("idempotency-unavailable", "Idempotency store unavailable", http.StatusServiceUnavailable)
 	// The policy's (authorization.go).
 	probForbidden = defProblem("forbidden", "Forbidden", http.StatusForbidden)
+	// The gateway's protection of the vendors (backend.go, batch.go).
+	probBudget         = defProblem("rate-limited", "Rate budget exhausted", http.StatusTooManyRequests)
+	probTooManyBatches = defProblem("too-many-batches", "Too many batches", http.StatusTooManyRequests)
 )
 
 // Problem is an RFC 9457 problem detail, with the API's extension members.
@@ -143,6 +146,9 @@ func providerProblem(err error, id, name string) *Problem {
 		detail = "provider " + name + " rejected the gateway's credentials; check the provider's secret"
 	case provider.KindRateLimited:
 		k = probRateLimited
+		if errors.Is(err, errBudget) {
+			k = probBudget
+		}
 	case provider.KindTimeout:
 		k = probTimeout
 		detail = "provider " + name + " did not answer within its timeout"
@@ -180,6 +186,19 @@ func writeProblem(w http.ResponseWriter, p *Problem) {
 	}
 	w.WriteHeader(p.Status)
 	_, _ = w.Write(body)
+}
+
+// maxEcho is the most bytes of one client-supplied string (an ID, a provider name, a key)
+// that an answer repeats.
+const maxEcho = 256
+
+// clip returns s, or its first maxEcho bytes marked as cut when it is longer: no answer echoes
+// a long client string whole.
+func clip(s string) string {
+	if len(s) <= maxEcho {
+		return s
+	}
+	return s[:maxEcho] + "...(" + strconv.Itoa(len(s)) + " bytes)"
 }
 
 // retryAfterSeconds rounds d up to whole seconds, at least one.

@@ -2,12 +2,15 @@ package credentialstatus
 
 import (
 	"fmt"
+	"math"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/credgate/credgate/module/provider"
+	"golang.org/x/time/rate"
 )
 
 // Defaults of the options every provider takes.
@@ -20,6 +23,7 @@ const (
 	DefaultHalfOpenRequests = 1
 	DefaultMaxConnections   = 64
 	DefaultMaxConcurrent    = 8
+	DefaultMaxRetryAfter    = time.Minute
 )
 
 // settings is what the host derives from a provider's options in Provision.
@@ -31,6 +35,9 @@ type settings struct {
 	maxResponse    int64
 	maxConnections int
 	maxConcurrent  int
+	rate           rate.Limit // calls per second; 0: no limit
+	burst          int
+	maxRetryAfter  time.Duration
 	failures       int
 	openFor        time.Duration
 	halfOpen       int
@@ -93,6 +100,27 @@ func resolveSettings(o *provider.Options, v provider.Vendor) (settings, error) {
 	if s.maxConnections < 0 {
 		return s, fmt.Errorf("max_connections must be positive")
 	}
+	if o.Rate != "" {
+		if s.rate, err = parseRate(o.Rate); err != nil {
+			return s, err
+		}
+		s.burst = o.Burst
+		if s.burst == 0 {
+			s.burst = max(1, int(math.Ceil(float64(s.rate))))
+		}
+	} else if o.Burst != 0 {
+		return s, fmt.Errorf("burst goes with rate")
+	}
+	if s.burst < 0 {
+		return s, fmt.Errorf("burst must be positive")
+	}
+	s.maxRetryAfter = time.Duration(o.MaxRetryAfter)
+	if s.maxRetryAfter == 0 {
+		s.maxRetryAfter = DefaultMaxRetryAfter
+	}
+	if s.maxRetryAfter < 0 {
+		return s, fmt.Errorf("max_retry_after must be positive")
+	}
 	if s.maxConcurrent == 0 {
 		s.maxConcurrent = DefaultMaxConcurrent
 	}
@@ -114,4 +142,15 @@ func resolveSettings(o *provider.Options, v provider.Vendor) (settings, error) {
 		return s, fmt.Errorf("breaker: failures, open_for and half_open_requests must be positive")
 	}
 	return s, nil
+}
+
+// parseRate reads a rate option: N/s, N/m or N/h, N a positive number.
+func parseRate(v string) (rate.Limit, error) {
+	n, unit, ok := strings.Cut(v, "/")
+	per := map[string]time.Duration{"s": time.Second, "m": time.Minute, "h": time.Hour}[unit]
+	f, err := strconv.ParseFloat(n, 64)
+	if !ok || per == 0 || err != nil || f <= 0 || math.IsInf(f, 0) || math.IsNaN(f) {
+		return 0, fmt.Errorf("rate %q: want N/s, N/m or N/h, such as 20/s", v)
+	}
+	return rate.Limit(f / per.Seconds()), nil
 }

@@ -46,6 +46,21 @@ type Options struct {
 	// provider's breaker by itself. Default 8.
 	MaxConcurrent int `json:"max_concurrent,omitempty"`
 
+	// The most calls the gateway makes to this provider per unit of time, all of them
+	// together (reads, probes, writes, a batch's items): "N/s", "N/m" or "N/h", a token
+	// bucket. A single request waits for its turn at most a second, else answers 429
+	// rate-limited; a batch's calls wait their turn. Default: no limit.
+	Rate string `json:"rate,omitempty"`
+
+	// How many calls may go at once above the rate: the bucket's size. Default: the rate per
+	// second, at least 1.
+	Burst int `json:"burst,omitempty"`
+
+	// The longest vendor Retry-After the gateway waits for (a batch pauses the provider's
+	// calls) or passes on to a client. A longer one is cut to it, and a batch does not wait
+	// for it: the provider's items fail with 429. Default 60s.
+	MaxRetryAfter caddy.Duration `json:"max_retry_after,omitempty"`
+
 	// A PEM file of CA certificates that the provider's TLS certificate must chain to, instead
 	// of the system's roots. Verification is never turned off.
 	TLSCAFile string `json:"tls_ca_file,omitempty"`
@@ -76,6 +91,9 @@ type BreakerConfig struct {
 //		max_response    <size>
 //		max_connections <n>
 //		max_concurrent  <n>
+//		rate            <n>/s|m|h
+//		burst           <n>
+//		max_retry_after <duration>
 //		tls_ca_file     <path>
 //		breaker {
 //			failures           <n>
@@ -121,6 +139,12 @@ func (o *Options) ParseProviderBlock(d *caddyfile.Dispenser, own func(d *caddyfi
 			err = ParseInt(d, &o.MaxConnections)
 		case "max_concurrent":
 			err = ParseInt(d, &o.MaxConcurrent)
+		case "rate":
+			err = ParseString(d, &o.Rate)
+		case "burst":
+			err = ParseInt(d, &o.Burst)
+		case "max_retry_after":
+			err = ParseDuration(d, &o.MaxRetryAfter)
 		case "tls_ca_file":
 			err = ParseString(d, &o.TLSCAFile)
 		case "breaker":

@@ -20,6 +20,8 @@ type Upstream struct {
 	// that one provider's outage cannot use up another's connections. Calls go to it directly,
 	// not through an http.Client: a vendor's redirect is an answer like any other (the
 	// gateway's credentials never follow it to another host), and the context is the timeout.
+	// When it refuses a call with an *Error (the host's rate budget does), Do returns that
+	// error as it is.
 	Transport http.RoundTripper
 	// MaxResponse bounds the bytes read from one answer; a longer answer is a provider error.
 	MaxResponse int64
@@ -93,6 +95,10 @@ func (u *Upstream) send(req *http.Request, idempotent bool) (*Response, bool, er
 	}
 	resp, err := u.Transport.RoundTrip(req)
 	if err != nil {
+		var refused *Error
+		if errors.As(err, &refused) {
+			return nil, false, refused // the host's transport refused the call (a rate budget)
+		}
 		if ctxErr := req.Context().Err(); ctxErr != nil {
 			return nil, false, ContextError(req.Context(), err)
 		}

@@ -15,8 +15,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sync/singleflight"
-
 	"github.com/credgate/credgate/module/provider"
 )
 
@@ -150,7 +148,9 @@ type Resolver struct {
 	cache       *Cache
 	ttl         time.Duration
 	negativeTTL time.Duration
-	probes      singleflight.Group
+
+	mu      sync.Mutex
+	flights map[string]*flight // the probes in progress, by ID
 }
 
 // New returns a resolver of providers (their indexes are their positions), remembering owners
@@ -187,6 +187,12 @@ func (r *Resolver) Retry(ctx context.Context, id string, read Reader) (Owner, er
 // Remember stores that the provider of index i owns id, for the resolver's ttl.
 func (r *Resolver) Remember(id string, i int) {
 	r.cache.put(id, i, r.ttl, time.Now())
+}
+
+// RememberNone stores that no provider owns id, for the resolver's negative ttl: the only
+// candidate said it does not know it.
+func (r *Resolver) RememberNone(id string) {
+	r.cache.put(id, noProvider, r.negativeTTL, time.Now())
 }
 
 func (r *Resolver) resolve(ctx context.Context, id string, read Reader, useCache bool) (Owner, error) {
@@ -233,20 +239,59 @@ type probed struct {
 }
 
 // probe asks every candidate's read endpoint at once which of them owns id. Concurrent probes
-// of one ID share one set of calls. A probe runs to its end even when the caller that started
-// it goes away, since others may be waiting for it; each read is bounded by its provider's
-// timeout.
+// of one ID share one set of calls, which runs while anyone waits for it: when the last
+// caller waiting goes away, the probe's calls are canceled (each is bounded by its
+// provider's timeout besides).
 func (r *Resolver) probe(ctx context.Context, id string, candidates []int, read Reader) (Owner, error) {
-	ch := r.probes.DoChan(id, func() (any, error) {
-		return r.probeAll(context.Background(), id, candidates, read), nil
-	})
+	r.mu.Lock()
+	f := r.flights[id]
+	if f == nil {
+		pctx, cancel := context.WithCancel(context.Background())
+		f = &flight{done: make(chan struct{}), cancel: cancel}
+		if r.flights == nil {
+			r.flights = map[string]*flight{}
+		}
+		r.flights[id] = f
+		go func() {
+			f.res = r.probeAll(pctx, id, candidates, read)
+			r.mu.Lock()
+			if r.flights[id] == f {
+				delete(r.flights, id)
+			}
+			r.mu.Unlock()
+			cancel()
+			close(f.done)
+		}()
+	}
+	f.waiters++
+	r.mu.Unlock()
+
 	select {
-	case res := <-ch:
-		p := res.Val.(*probed)
-		return p.owner, p.err
+	case <-f.done:
+		r.mu.Lock()
+		f.waiters--
+		r.mu.Unlock()
+		return f.res.owner, f.res.err
 	case <-ctx.Done():
+		r.mu.Lock()
+		f.waiters--
+		if f.waiters == 0 {
+			f.cancel() // nobody waits for it any more
+			if r.flights[id] == f {
+				delete(r.flights, id)
+			}
+		}
+		r.mu.Unlock()
 		return Owner{Result: Canceled}, &provider.Error{Kind: provider.KindCanceled, Detail: "request canceled"}
 	}
+}
+
+// flight is a probe in progress, shared by the callers waiting for it.
+type flight struct {
+	done    chan struct{}
+	res     *probed
+	waiters int // guarded by Resolver.mu
+	cancel  context.CancelFunc
 }
 
 // answer is one candidate's answer to a probe.

@@ -9,6 +9,9 @@ import (
 	"fmt"
 )
 
+// maxEcho is the most bytes of an unknown member's name that an error repeats.
+const maxEcho = 256
+
 // ReadObject decodes a JSON object whose members are all strings (or null, read as absent).
 // Each key must be one of names, spelled exactly (encoding/json would take "STATUS" for
 // "status") and given at most once (encoding/json would keep the last of two): a kill switch
@@ -45,6 +48,9 @@ func ReadObject(data []byte, names []string, vals [][]byte) (int, error) {
 			}
 		}
 		if field < 0 {
+			if len(key) > maxEcho {
+				key = append(key[:maxEcho:maxEcho], "..."...)
+			}
 			return 0, fmt.Errorf("unknown field %q", key)
 		}
 		if seen&(1<<field) != 0 {
