@@ -20,18 +20,18 @@ const auditLoggerName = "audit"
 // changeRecord gathers what the audit entry of one status change says, as the request goes.
 // A read or a dry run has an entry only when the policy refused it.
 type changeRecord struct {
-	start    time.Time
-	id       string
-	origin   *origin       // who asked
+	start     time.Time
+	id        string
+	origin    *origin       // who asked
 	read      bool          // a GET, refused by the policy
 	validated bool          // the request was well-formed: only such requests are audited
-	dryRun   bool          // a dry run changes nothing, and writes no audit entry unless denied
-	replayed bool          // the answer was an Idempotency-Key's kept one: nothing ran
-	batchKey string        // the Idempotency-Key of the batch the change is an item of
-	req      changeRequest // as parsed; zero when the request was refused before
-	b        *backend      // the provider, once one was found
-	res      *provider.Result
-	call     callState // the change's calls: their rate tokens, the provider's last HTTP status
+	dryRun    bool          // a dry run changes nothing, and writes no audit entry unless denied
+	replayed  bool          // the answer was an Idempotency-Key's kept one: nothing ran
+	batchKey  string        // the Idempotency-Key of the batch the change is an item of
+	req       changeRequest // as parsed; zero when the request was refused before
+	b         *backend      // the provider, once one was found
+	res       *provider.Result
+	call      callState // the change's calls: their rate tokens, the provider's last HTTP status
 }
 
 // origin is who asked for a change: the same for every item of a batch.

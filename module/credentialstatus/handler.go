@@ -71,7 +71,7 @@ type Handler struct {
 	ordered  []*backend // by name
 	cache    *resolve.Cache
 	resolver *resolve.Resolver
-	single   reader // single requests' reads: see Handler.reader
+	single   reader        // single requests' reads: see Handler.reader
 	batches  chan struct{} // one token per running batch: max_batches
 	poolKeys []string
 	logger   *zap.Logger
