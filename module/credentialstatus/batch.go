@@ -348,23 +348,23 @@ func (h *Handler) runBatch(ctx context.Context, r *http.Request, b *batchRequest
 				conflict = true
 			}
 		}
-		if conflict {
-			for _, i := range g {
-				p := newProblem(probInvalid, "credential "+clip(k.id)+" is listed more than once with different changes at provider "+h.ordered[k.owner].name)
-				p.ID, p.Provider = b.items[i].id, h.ordered[k.owner].name
-				res := itemResult{p: p}
-				h.countItem(res, b.dryRun)
-				finish(i, res)
-			}
-			continue
-		}
+		// The group shares its first item's result, and counts once in the summary.
 		mu.Lock()
-		for _, i := range g[1:] { // identical: done once, with the first
+		for _, i := range g[1:] {
+			b.items[i].first = g[0]
 			waiting[g[0]] = append(waiting[g[0]], i)
 			waiting[g[0]] = append(waiting[g[0]], waiting[i]...)
 			delete(waiting, i)
 		}
 		mu.Unlock()
+		if conflict { // none is done
+			p := newProblem(probInvalid, "credential "+clip(k.id)+" is listed more than once with different changes at provider "+h.ordered[k.owner].name)
+			p.ID, p.Provider = k.id, h.ordered[k.owner].name
+			res := itemResult{p: p}
+			h.countItem(res, b.dryRun)
+			finish(g[0], res)
+			continue
+		}
 		queues[k.owner] <- g[0]
 	}
 	for _, q := range queues {

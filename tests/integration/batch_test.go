@@ -86,7 +86,7 @@ func TestBatchAcrossVendors(t *testing.T) {
 		{"id": "77777", "status": "inactive"},
 		{"id": "10001", "status": "sleeping"},
 		{"id": "10001", "status": "inactive", "provider": "nope"},
-		{"id": "10001", "status": "revoked", "provider": "dc"}
+		{"id": "30001", "status": "revoked", "provider": "dc"}
 	], "reason": "INC-42"}`)
 	require.Equal(t, 200, a.status, a.raw)
 	assert.Equal(t, "application/json", a.header.Get("Content-Type"))
@@ -194,7 +194,7 @@ func TestDryRun(t *testing.T) {
 		{"id": "`+pfActive+`", "status": "inactive"},
 		{"id": "10001", "status": "inactive"},
 		{"id": "10002", "status": "inactive"},
-		{"id": "10001", "status": "revoked", "provider": "dc"}
+		{"id": "30001", "status": "revoked", "provider": "dc"}
 	]}`)
 	require.Equal(t, 200, a.status, a.raw)
 	for i := 0; i < 4; i++ {

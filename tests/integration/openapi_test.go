@@ -1025,7 +1025,7 @@ func TestOpenAPILiveAnswers(t *testing.T) {
 		`{"id": "10999", "status": "inactive"}`,
 		`{"id": "10001", "status": "off"}`,
 		`{"id": "10001", "status": "inactive", "provider": "nope"}`,
-		`{"id": "10001", "status": "revoked", "provider": "oa-dc"}`,
+		`{"id": "10003", "status": "revoked", "provider": "oa-dc"}`,
 		`{"id": "30001", "status": "inactive"}`,
 		`{"id": "a/b", "status": "inactive"}`,
 		`{"status": "inactive"}`,
@@ -1043,7 +1043,7 @@ func TestOpenAPILiveAnswers(t *testing.T) {
 		pal.AddCredential("org-eu", palApproval, "Payouts", "TRANSACTIONS", "ENABLED", true, true)
 	}
 	small := `{"items": [{"id": "10001", "status": "inactive"}, {"id": "10001", "status": "inactive"}, {"id": "10999", "status": "inactive"}, {"id": "` + palApproval + `", "status": "inactive"}]}`
-	dryRun := `{"dry_run": true, "items": [{"id": "10001", "status": "inactive"}, {"id": "10002", "status": "inactive"}, {"id": "10999", "status": "inactive"}, {"id": "10001", "status": "revoked", "provider": "oa-dc"}]}`
+	dryRun := `{"dry_run": true, "items": [{"id": "10001", "status": "inactive"}, {"id": "10002", "status": "inactive"}, {"id": "10999", "status": "inactive"}, {"id": "10003", "status": "revoked", "provider": "oa-dc"}]}`
 	tooMany := `{"items": [` + strings.Repeat(`{"id": "10001", "status": "inactive"},`, 100) + `{"id": "10001", "status": "inactive"}]}`
 	slowBatch := `{"items": [{"id": "62002", "status": "inactive", "provider": "oa-slow"}]}`
 	lines := func(n int) func(*testing.T, answer) {

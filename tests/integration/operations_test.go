@@ -180,15 +180,15 @@ func TestAuditTrail(t *testing.T) {
 		"Authorization", auth, "Idempotency-Key", "inc-42-10001", "X-Forwarded-For", "203.0.113.9")
 	require.Equal(t, 200, a.status, a.raw)
 	requireProblem(t, call(t, tester, "PUT", "/credentials/77777/status", `{"status": "inactive"}`, "Authorization", auth), 404, "credential-not-found")
-	requireProblem(t, call(t, tester, "PUT", "/credentials/10001/status", `{"status": "sleeping"}`, "Authorization", auth), 400, "invalid-request")
+	requireProblem(t, call(t, tester, "PUT", "/credentials/10001/status", `{"status": "sleeping"}`, "Authorization", auth), 400, "invalid-request") // not audited: malformed
 	requireProblem(t, call(t, tester, "PUT", "/credentials/10001/status", `{"status": "revoked"}`, "Authorization", auth), 422, "unsupported-status")
 	dc.SetFault(providertest.Fault{Status: 500})
 	requireProblem(t, call(t, tester, "PUT", "/credentials/10001/status", `{"status": "active"}`, "Authorization", auth), 502, "provider-error")
 	dc.Clear()
 	require.Equal(t, 200, call(t, tester, "GET", "/credentials/10001/status", "", "Authorization", auth).status, "a read is not audited")
 
-	entries := readAudit(t, auditFile, 5)
-	require.Len(t, entries, 5, "one entry per PUT, none for the GET")
+	entries := readAudit(t, auditFile, 4)
+	require.Len(t, entries, 4, "one entry per valid PUT, none for the malformed one or the GET")
 	for _, e := range entries {
 		assert.Equal(t, "http.handlers.credential_status.audit", e["logger"])
 		assert.Equal(t, "info", e["level"])
@@ -214,18 +214,14 @@ func TestAuditTrail(t *testing.T) {
 	assert.Equal(t, "credential-not-found", entries[1]["outcome"])
 	assert.Equal(t, "", entries[1]["result_status"])
 
-	assert.Equal(t, "invalid-request", entries[2]["outcome"])
-	assert.Equal(t, "", entries[2]["requested_status"], "the request was refused before it was understood")
-	assert.Equal(t, 0.0, entries[2]["upstream_status"])
+	assert.Equal(t, "unsupported-status", entries[2]["outcome"])
+	assert.Equal(t, "revoked", entries[2]["requested_status"])
+	assert.Equal(t, "dc", entries[2]["provider"])
 
-	assert.Equal(t, "unsupported-status", entries[3]["outcome"])
-	assert.Equal(t, "revoked", entries[3]["requested_status"])
+	assert.Equal(t, "provider-error", entries[3]["outcome"])
 	assert.Equal(t, "dc", entries[3]["provider"])
-
-	assert.Equal(t, "provider-error", entries[4]["outcome"])
-	assert.Equal(t, "dc", entries[4]["provider"])
-	assert.Equal(t, 500.0, entries[4]["upstream_status"])
-	assert.Equal(t, "active", entries[4]["requested_status"])
+	assert.Equal(t, 500.0, entries[3]["upstream_status"])
+	assert.Equal(t, "active", entries[3]["requested_status"])
 
 	// A batch writes one entry per item, with the batch's request ID and Idempotency-Key;
 	// its replay and a dry run write none.
@@ -236,16 +232,16 @@ func TestAuditTrail(t *testing.T) {
 	require.Equal(t, "true", a.header.Get("Idempotent-Replayed"))
 	a = call(t, tester, "POST", "/credentials/status", `{"dry_run": true, "items": [{"id": "10001", "status": "inactive"}]}`, "Authorization", auth)
 	require.Equal(t, 200, a.status, a.raw)
-	entries = readAudit(t, auditFile, 7)
-	require.Len(t, entries, 7)
+	entries = readAudit(t, auditFile, 6)
+	require.Len(t, entries, 6)
 	items := map[string]map[string]any{}
-	for _, e := range entries[5:] {
+	for _, e := range entries[4:] {
 		items[e["id"].(string)] = e
 		assert.Equal(t, "inc-43", e["idempotency_key"])
 		assert.Equal(t, "INC-43", e["reason"])
 		assert.Equal(t, "alice", e["caller"])
 	}
-	assert.Equal(t, entries[5]["request_id"], entries[6]["request_id"], "one batch, one request")
+	assert.Equal(t, entries[4]["request_id"], entries[5]["request_id"], "one batch, one request")
 	assert.Equal(t, "changed", items["10001"]["outcome"])
 	assert.Equal(t, "active", items["10001"]["requested_status"])
 	assert.Equal(t, "unchanged", items["10002"]["outcome"])

@@ -55,6 +55,7 @@ type Request struct {
 	Path   string // the escaped path
 	Header http.Header
 	Body   []byte
+	At     time.Time // when it arrived
 }
 
 // Server is the part every simulator shares: an HTTP server with fault switches and a log
@@ -149,6 +150,13 @@ func (s *Server) ResetLog() {
 
 // MaxInFlight returns the most vendor requests the simulator served at once since the log
 // was last reset.
+// InFlight returns how many vendor requests the simulator is serving now.
+func (s *Server) InFlight() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.inFlight
+}
+
 func (s *Server) MaxInFlight() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -177,7 +185,7 @@ func (s *Server) wrap(vendor http.Handler) http.Handler {
 		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		s.mu.Lock()
-		s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.EscapedPath(), Header: r.Header.Clone(), Body: body})
+		s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.EscapedPath(), Header: r.Header.Clone(), Body: body, At: time.Now()})
 		s.inFlight++
 		s.maxInFlight = max(s.maxInFlight, s.inFlight)
 		s.mu.Unlock()
