@@ -335,4 +335,3 @@ func TestNoLongEcho(t *testing.T) {
 	requireProblem(t, a, 400, "invalid-request")
 	assert.Less(t, len(a.raw), 1024)
 }
-
