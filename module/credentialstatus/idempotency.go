@@ -32,9 +32,12 @@ type IdempotencyOptions struct {
 	// Where answers are kept: "memory" (default; one instance's own) or "caddy" (Caddy's
 	// configured storage, shared by every instance that uses the same storage).
 	IdempotencyStorage string `json:"idempotency_storage,omitempty"`
-	// How many keys the memory store holds at most. Default 100000. Its answers take at most
-	// 64 MiB besides: the oldest keys go first when either bound is reached.
+	// How many keys the memory store holds at most. Default 100000.
 	IdempotencyMaxKeys int `json:"idempotency_max_keys,omitempty"`
+	// How much heap the memory store takes at most, answers and bookkeeping, in bytes. Default
+	// 64 MiB. The oldest keys go first when either bound is reached; an answer larger than a
+	// sixteenth of it is not kept (its key is released).
+	IdempotencyMaxMemory int64 `json:"idempotency_max_memory,omitempty"`
 }
 
 // unmarshalIdempotencyOption parses the current Caddyfile option if it is one of the
@@ -43,6 +46,7 @@ type IdempotencyOptions struct {
 //	idempotency_ttl      <duration>
 //	idempotency_storage  memory|caddy
 //	idempotency_max_keys <n>
+//	idempotency_max_memory <size>
 func (o *IdempotencyOptions) unmarshalIdempotencyOption(d *caddyfile.Dispenser) (bool, error) {
 	switch d.Val() {
 	case "idempotency_ttl":
@@ -57,6 +61,14 @@ func (o *IdempotencyOptions) unmarshalIdempotencyOption(d *caddyfile.Dispenser) 
 		return true, nil
 	case "idempotency_max_keys":
 		return true, provider.ParseInt(d, &o.IdempotencyMaxKeys)
+	case "idempotency_max_memory":
+		if err := provider.ParseSize(d, &o.IdempotencyMaxMemory); err != nil {
+			return true, err
+		}
+		if o.IdempotencyMaxMemory <= 0 {
+			return true, d.Errf("idempotency_max_memory must be positive")
+		}
+		return true, nil
 	}
 	return false, nil
 }
@@ -74,6 +86,9 @@ func (o *IdempotencyOptions) validateIdempotency() error {
 	if o.IdempotencyMaxKeys < 0 {
 		return fmt.Errorf("idempotency_max_keys must be positive")
 	}
+	if o.IdempotencyMaxMemory < 0 {
+		return fmt.Errorf("idempotency_max_memory must be positive")
+	}
 	return nil
 }
 
@@ -88,8 +103,11 @@ func (o *IdempotencyOptions) provisionIdempotency(ctx caddy.Context, logger *zap
 	cfg := idempotency.Config{
 		TTL:       time.Duration(o.IdempotencyTTL),
 		MaxKeys:   o.IdempotencyMaxKeys,
-		MaxMemory: idempotency.DefaultMaxMemory,
+		MaxMemory: o.IdempotencyMaxMemory,
 		Lease:     idempotency.DefaultLease,
+	}
+	if cfg.MaxMemory == 0 {
+		cfg.MaxMemory = idempotency.DefaultMaxMemory
 	}
 	if cfg.TTL == 0 {
 		cfg.TTL = idempotency.DefaultTTL
@@ -215,7 +233,7 @@ func (h *Handler) once(w http.ResponseWriter, r *http.Request, limit int64, c *c
 	}
 	// Whatever happens, the reservation ends: with the answer, or released.
 	defer func() { _ = h.idem.Release(context.WithoutCancel(r.Context()), res) }()
-	rec := idempotency.NewRecorder(w)
+	rec := h.idem.Recorder(w) // keeps no answer larger than the store does
 	p, keep := serve(rec)
 	if p != nil {
 		h.fail(rec, r, p)

@@ -2,6 +2,12 @@
 // repeat of the request gets the same answer without running again. The handler meets it at
 // one point, the guard around its PUT and batch endpoints: [Store.Begin] before the request
 // runs, then [Store.Finish] with the answer a [Recorder] copied, or [Store.Release].
+//
+// The memory store's bound, max_memory, is on the heap it really takes: every record is
+// counted with what it costs (see record.cost). An answer larger than a sixteenth of
+// max_memory (4 MiB of the default 64 MiB: a large batch's answer, of a few thousand to
+// 10,000 items) is not kept: its key is released, as for a transient answer, so that one
+// large answer never pushes out the small ones.
 package idempotency
 
 import (
@@ -63,16 +69,19 @@ import (
 const (
 	DefaultTTL     = 24 * time.Hour
 	DefaultMaxKeys = 100_000
-	// DefaultMaxMemory bounds the memory store's answers and bookkeeping, in bytes.
+	// DefaultMaxMemory bounds the memory store's heap, answers and bookkeeping, in bytes.
 	DefaultMaxMemory = 64 << 20
+	// answerShare: the memory store keeps no answer larger than its max_memory over this.
+	answerShare = 16
 	// DefaultLease is how long a reservation lasts when its request never ends (a
 	// crashed instance's, a lost storage write). A replay meanwhile answers 409; after it, the
 	// key is free again. Longer than any request can run: a provider's timeout covers all
 	// its calls and retries, and a request asks at most a few providers.
 	DefaultLease = 5 * time.Minute
 
-	// MaxAnswer is the largest answer body kept for replay, in bytes: the answer of
-	// a batch of 10000 items fits. A larger answer releases its key, as a transient one does.
+	// MaxAnswer is the largest answer body kept for replay, in bytes, by the caddy store and by
+	// a Recorder made with NewRecorder. The memory store keeps at most a sixteenth of its
+	// max_memory (see Store.Recorder). A larger answer releases its key, as a transient one does.
 	MaxAnswer = 8 << 20
 
 	// storagePrefix is where the caddy store keeps its records, one a key, spread over
@@ -170,11 +179,14 @@ type Recorder struct {
 	http.ResponseWriter
 	status int
 	body   bytes.Buffer
-	over   bool // the body outgrew MaxAnswer: not kept
+	limit  int  // the largest body kept
+	over   bool // the body outgrew limit: not kept
 }
 
+// NewRecorder returns a recorder that keeps answers of up to MaxAnswer bytes. The handler
+// uses Store.Recorder, which knows its store's bound.
 func NewRecorder(w http.ResponseWriter) *Recorder {
-	return &Recorder{ResponseWriter: w}
+	return &Recorder{ResponseWriter: w, limit: MaxAnswer}
 }
 
 // WriteHeader implements http.ResponseWriter.
@@ -191,7 +203,7 @@ func (r *Recorder) Write(p []byte) (int, error) {
 		r.status = http.StatusOK
 	}
 	if !r.over {
-		if r.body.Len()+len(p) > MaxAnswer {
+		if r.body.Len()+len(p) > r.limit {
 			r.over = true
 			r.body = bytes.Buffer{}
 		} else {
@@ -204,13 +216,15 @@ func (r *Recorder) Write(p []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the writer underneath.
 func (r *Recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
-// answer returns what was written, or nil when there is nothing to keep: no answer, or one
-// too large. Whether its status is final is finish's to judge.
+// Answer returns what was written, or nil when there is nothing to keep: no answer, or one
+// too large. Whether its status is final is finish's to judge. Its body is the recorder's
+// buffer, with the spare capacity of its growth: the memory store keeps a tight copy, the caddy
+// store encodes it. Write nothing more after.
 func (r *Recorder) Answer() *Answer {
 	if r.status == 0 || r.over {
 		return nil
 	}
-	a := &Answer{Status: r.status, Body: bytes.Clone(r.body.Bytes())}
+	a := &Answer{Status: r.status, Body: r.body.Bytes()}
 	h := r.Header()
 	for _, k := range keptHeaders {
 		if v := h.Get(k); v != "" {
@@ -280,16 +294,73 @@ type record struct {
 	Answer      *Answer   `json:"answer,omitempty"`
 }
 
-// size is an estimate of the record's memory, for the memory store's bound.
-func (r *record) size(name string) int64 {
-	n := int64(len(name)+len(r.Fingerprint)+len(r.Token)) + 256
+// What the memory store's records cost on the heap besides their strings and body, in bytes:
+// the sizes of Go's allocations (amd64, Go 1.24 and later: swiss maps), checked by
+// BenchmarkMemoryStoreHeap and TestIdemMemoryCost.
+const (
+	// lruEntryCost is simplelru's list entry: links, list, key, value and expiry (72 bytes,
+	// allocated as 80).
+	lruEntryCost = 80
+	// mapSlotCost is a key's share of the LRU's map: a slot of 24 bytes and a control byte,
+	// in tables filled to between 7/16 and 7/8. Go maps never shrink, so it is counted for
+	// the most keys ever held (MemoryBackend.mapBytes).
+	mapSlotCost = 64
+	// recordCost is the record struct (72 bytes, allocated as 80).
+	recordCost = 80
+	// answerCost is the Answer struct (40 bytes, allocated as 48).
+	answerCost = 48
+	// headerMapCost is an Answer's header map of up to 8 entries: its header and one group of
+	// 8 slots (48 + 288 bytes).
+	headerMapCost = 336
+)
+
+// allocSize is what an allocation of n bytes of plain data takes: at least its size class
+// (classes of up to 32 KiB waste at most 1/8 of the class), or whole pages above. It errs
+// high, never low.
+func allocSize(n int) int64 {
+	switch {
+	case n == 0:
+		return 0
+	case n <= 8:
+		return 8
+	case n <= 128:
+		return int64(n+15) &^ 15
+	case n <= 32<<10:
+		return int64(n+n/7+16) &^ 15
+	}
+	return int64(n+8191) &^ 8191
+}
+
+// cost is what the record under name takes on the heap: the LRU's entry, the name, the
+// record, its strings, and its answer's struct, header map, header strings and body (its
+// capacity: the memory store keeps bodies without spare capacity, see tight). The map slot is
+// counted apart, by MemoryBackend.mapBytes.
+func (r *record) cost(name string) int64 {
+	n := lruEntryCost + recordCost + allocSize(len(name)) + allocSize(len(r.Fingerprint)) + allocSize(len(r.Token))
 	if a := r.Answer; a != nil {
-		n += int64(len(a.Body))
-		for k, v := range a.Header {
-			n += int64(len(k)+len(v)) + 32
+		n += answerCost + int64(cap(a.Body))
+		if len(a.Header) > 0 {
+			n += headerMapCost
+			if len(a.Header) > 8 { // not from a Recorder: a bigger map, counted high
+				n += int64(len(a.Header)) * 80
+			}
+			for k, v := range a.Header {
+				n += allocSize(len(k)) + allocSize(len(v))
+			}
 		}
 	}
 	return n
+}
+
+// tight returns a with a body of no spare capacity: a itself when it has none, else a copy
+// (the caller's answer is not modified).
+func tight(a *Answer) *Answer {
+	if a == nil || cap(a.Body) == len(a.Body) {
+		return a
+	}
+	t := *a
+	t.Body = bytes.Clone(a.Body) // of the size class of its length
+	return &t
 }
 
 // Backend holds the records. Its one operation is an atomic read-modify-write of one
@@ -318,10 +389,11 @@ type Config struct {
 // A Store is a Backend with one handler's TTL. Handlers of different TTLs can share a
 // backend: a record carries its own expiry.
 type Store struct {
-	backend Backend
-	ttl     time.Duration
-	lease   time.Duration
-	now     func() time.Time // time.Now; tests set a clock
+	backend   Backend
+	ttl       time.Duration
+	lease     time.Duration
+	maxAnswer int              // the largest answer body its recorders keep
+	now       func() time.Time // time.Now; tests set a clock
 }
 
 // errLost says that a reservation ended (its lease ran out and another request took the
@@ -331,7 +403,22 @@ var errLost = errors.New("the Idempotency-Key's reservation ended before its ans
 // NewStore returns a store of answers in backend, kept for cfg.TTL, with reservations that
 // last cfg.Lease at most.
 func NewStore(backend Backend, cfg Config) *Store {
-	return &Store{backend: backend, ttl: cfg.TTL, lease: cfg.Lease, now: time.Now}
+	maxAnswer := MaxAnswer
+	if m, ok := backend.(*MemoryBackend); ok {
+		maxAnswer = int(min(int64(MaxAnswer), m.maxAnswer))
+	}
+	return &Store{backend: backend, ttl: cfg.TTL, lease: cfg.Lease, maxAnswer: maxAnswer, now: time.Now}
+}
+
+// Recorder returns a recorder for a request that Begin let run, that keeps no answer larger
+// than the store does: a sixteenth of its max_memory for the memory store, MaxAnswer for the
+// caddy store.
+func (l *Store) Recorder(w http.ResponseWriter) *Recorder {
+	r := NewRecorder(w)
+	if l.maxAnswer > 0 {
+		r.limit = l.maxAnswer
+	}
+	return r
 }
 
 // Begin reserves caller's key for a request of fingerprint fp (see Fingerprint). The
@@ -367,7 +454,8 @@ func (l *Store) Begin(ctx context.Context, caller, key, fp string) (Reservation,
 }
 
 // Finish keeps a for replay if it is a final answer (see Keeps), and otherwise releases the
-// key; a nil releases it too. a is kept as it is: do not modify it after. It completes even
+// key; a nil releases it too, and so does the memory store for an answer that would take more
+// than a sixteenth of its max_memory. a is kept as it is: do not modify it after. It completes even
 // when ctx is canceled, the caller having gone: the change it answers was made. An error
 // means a was not kept; the reservation then ends with its lease.
 func (l *Store) Finish(ctx context.Context, b Reservation, a *Answer) error {
@@ -420,21 +508,28 @@ func newToken() (string, error) {
 
 // MemoryBackend is the memory store's backend: a plain LRU (not golang-lru's expirable one, which
 // starts a goroutine per cache and never stops it) under one mutex, bounded by keys and by
-// bytes. Expired records are replaced when their key comes again, or pushed out by newer
-// ones. It lives in the pool, so that a reload keeps the keys.
+// the bytes its records take on the heap (see record.cost). Expired records are replaced when
+// their key comes again, or pushed out by newer ones. It lives in the pool, so that a reload
+// keeps the keys.
 type MemoryBackend struct {
-	mu       sync.Mutex
-	lru      *simplelru.LRU[string, *record]
-	bytes    int64
-	maxBytes int64
+	mu        sync.Mutex
+	lru       *simplelru.LRU[string, *record]
+	bytes     int64 // the records' costs, and mapBytes
+	mapBytes  int64 // the LRU map's: mapSlotCost for the most keys it ever held
+	maxBytes  int64
+	maxAnswer int64 // the largest record kept: maxBytes/answerShare
 }
 
-// NewMemoryBackend returns an empty memory backend of at most maxKeys keys and maxBytes bytes.
+// NewMemoryBackend returns an empty memory backend of at most maxKeys keys and maxBytes bytes
+// of heap. It keeps no record that takes more than maxBytes/16.
 func NewMemoryBackend(maxKeys int, maxBytes int64) (*MemoryBackend, error) {
-	m := &MemoryBackend{maxBytes: maxBytes}
+	if maxBytes <= 0 {
+		return nil, errors.New("the memory bound must be positive")
+	}
+	m := &MemoryBackend{maxBytes: maxBytes, maxAnswer: maxBytes / answerShare}
 	var err error
 	m.lru, err = simplelru.NewLRU[string, *record](maxKeys, func(name string, r *record) {
-		m.bytes -= r.size(name)
+		m.bytes -= r.cost(name)
 	})
 	if err != nil {
 		return nil, err
@@ -456,8 +551,17 @@ func (m *MemoryBackend) update(_ context.Context, name string, fn func(cur *reco
 	if next == nil {
 		return nil
 	}
+	next.Answer = tight(next.Answer)
+	size := next.cost(name)
+	if size > m.maxAnswer {
+		return nil // too large to keep: the key is released, the others stay
+	}
 	m.lru.Add(name, next)
-	m.bytes += next.size(name)
+	m.bytes += size
+	if n := int64(m.lru.Len()) * mapSlotCost; n > m.mapBytes {
+		m.bytes += n - m.mapBytes
+		m.mapBytes = n
+	}
 	for m.bytes > m.maxBytes && m.lru.Len() > 1 {
 		m.lru.RemoveOldest()
 	}

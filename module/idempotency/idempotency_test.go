@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -406,32 +407,106 @@ func TestIdemMemoryBounds(t *testing.T) {
 	mustBegin(t, s, "alice", "k1", "fp", Run) // the oldest went first
 	mustBegin(t, s, "alice", "k4", "fp", Replay)
 
+	// Answers of 10,000 bytes (each takes a little more) in a store of 200,000 bytes: the
+	// oldest go first, and the byte count follows the records.
 	big := &Answer{Status: 200, Body: make([]byte, 10_000)}
-	m, err = NewMemoryBackend(1000, 35_000)
+	m, err = NewMemoryBackend(1000, 200_000)
 	require.NoError(t, err)
 	s = &Store{backend: m, ttl: testTTL, lease: testLease, now: clock.now}
-	for _, k := range []string{"k1", "k2", "k3", "k4"} {
-		b := mustBegin(t, s, "alice", k, "fp", Run)
+	for i := 1; i <= 20; i++ {
+		b := mustBegin(t, s, "alice", fmt.Sprint("k", i), "fp", Run)
 		require.NoError(t, s.Finish(bg, b, big))
+		assert.LessOrEqual(t, m.bytes, int64(200_000))
 	}
-	assert.Equal(t, 3, m.Len())
-	assert.LessOrEqual(t, m.bytes, int64(35_000))
+	assert.Less(t, m.Len(), 20)
+	assert.Greater(t, m.Len(), 15)
 	assert.Equal(t, sizes(m), m.bytes, "the byte count follows the records")
 	b := mustBegin(t, s, "alice", "k1", "fp", Run) // k1 went first
 	assert.Equal(t, sizes(m), m.bytes)
 	require.NoError(t, s.Release(bg, b))
 	assert.Equal(t, sizes(m), m.bytes, "after a release")
-	mustBegin(t, s, "alice", "k4", "fp", Replay)
+	mustBegin(t, s, "alice", "k20", "fp", Replay)
 }
 
-// sizes adds up the sizes of the memory store's records.
+// TestIdemMemoryLargeAnswer checks that the memory store keeps no answer larger than a
+// sixteenth of its max_memory: ten answers of 7 MB (10,000-item batches') in a store of
+// 64 MiB are not kept, their keys are released, and the small keys kept before stay.
+func TestIdemMemoryLargeAnswer(t *testing.T) {
+	bg := context.Background()
+	m, err := NewMemoryBackend(DefaultMaxKeys, DefaultMaxMemory)
+	require.NoError(t, err)
+	s := NewStore(m, Config{TTL: testTTL, Lease: testLease})
+	assert.Equal(t, DefaultMaxMemory/16, s.maxAnswer)
+	for i := 0; i < 1000; i++ {
+		b := mustBegin(t, s, "alice", fmt.Sprint("small-", i), "fp", Run)
+		require.NoError(t, s.Finish(bg, b, answerOK))
+	}
+	kept := m.bytes
+
+	large := &Answer{Status: 200, Header: answerOK.Header, Body: make([]byte, 7_000_000)}
+	for i := 0; i < 10; i++ {
+		b := mustBegin(t, s, "alice", fmt.Sprint("batch-", i), "fp", Run)
+		require.NoError(t, s.Finish(bg, b, large))
+		mustBegin(t, s, "alice", fmt.Sprint("batch-", i), "fp2", Run) // released: runs again
+		assert.LessOrEqual(t, m.bytes, int64(DefaultMaxMemory))
+	}
+	// Through a Recorder, as the handler keeps answers: it stops copying past the bound.
+	b := mustBegin(t, s, "alice", "batch-recorded", "fp", Run)
+	w := httptest.NewRecorder()
+	rec := s.Recorder(w)
+	for i := 0; i < 7; i++ {
+		_, _ = rec.Write(make([]byte, 1_000_000))
+	}
+	assert.Nil(t, rec.Answer())
+	assert.Equal(t, 7_000_000, w.Body.Len(), "the client gets it all")
+	require.NoError(t, s.Finish(bg, b, rec.Answer()))
+	mustBegin(t, s, "alice", "batch-recorded", "fp2", Run)
+
+	assert.Equal(t, 1000+11, m.Len(), "the small keys, and the released ones in flight again")
+	for i := 0; i < 1000; i++ {
+		mustBegin(t, s, "alice", fmt.Sprint("small-", i), "fp", Replay)
+	}
+	assert.Less(t, m.bytes, kept+11*1024, "only reservations were added")
+	assert.Equal(t, sizes(m), m.bytes)
+
+	// Just under a sixteenth is kept, with no spare capacity; the caller's answer is untouched.
+	fits := &Answer{Status: 200, Body: make([]byte, 3<<20, 4<<20)}
+	b = mustBegin(t, s, "alice", "batch-fits", "fp", Run)
+	require.NoError(t, s.Finish(bg, b, fits))
+	r := mustBegin(t, s, "alice", "batch-fits", "fp", Replay)
+	assert.Equal(t, 3<<20, len(r.Answer.Body))
+	assert.Less(t, cap(r.Answer.Body), 3<<20+8192)
+	assert.Equal(t, 4<<20, cap(fits.Body))
+	assert.LessOrEqual(t, m.bytes, int64(DefaultMaxMemory))
+	assert.Equal(t, sizes(m), m.bytes)
+}
+
+// TestIdemMemoryCost checks the memory store's count against the heap it really takes: filled
+// far beyond its bound, it holds no more than it counts, and not much less.
+func TestIdemMemoryCost(t *testing.T) {
+	for _, mix := range []bool{false, true} {
+		before := liveHeap()
+		m := fillMemoryStore(4<<20, 3, mix, 1)
+		heap := float64(int64(liveHeap()) - int64(before))
+		m.mu.Lock()
+		counted := float64(m.bytes)
+		m.mu.Unlock()
+		t.Logf("mix %v: heap %.0f, counted %.0f: %.3f", mix, heap, counted, heap/counted)
+		assert.LessOrEqual(t, counted, float64(4<<20))
+		assert.LessOrEqual(t, heap, counted*1.02, "the heap held is counted")
+		assert.Greater(t, heap, counted*0.8, "the count is near the heap")
+		runtime.KeepAlive(m)
+	}
+}
+
+// sizes adds up the costs of the memory store's records, and its map's.
 func sizes(m *MemoryBackend) int64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var n int64
+	n := m.mapBytes
 	for _, k := range m.lru.Keys() {
 		r, _ := m.lru.Peek(k)
-		n += r.size(k)
+		n += r.cost(k)
 	}
 	return n
 }
