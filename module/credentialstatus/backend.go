@@ -135,6 +135,9 @@ func withStatusRecord(ctx context.Context, rec *atomic.Int32) context.Context {
 
 // read calls the provider's read endpoint through the breaker, within the provider's timeout.
 func (b *backend) read(ctx context.Context, id string, batch bool) (*provider.Credential, error) {
+	if b.s.readsOff {
+		return nil, readsDisabled(b, id)
+	}
 	release, err := b.enter(ctx, batch)
 	if err != nil {
 		return nil, err
@@ -159,6 +162,7 @@ func (b *backend) read(ctx context.Context, id string, batch bool) (*provider.Cr
 
 // change calls the provider's change through the breaker, within the provider's timeout.
 func (b *backend) change(ctx context.Context, c *provider.Change, batch bool) (*provider.Result, error) {
+	c = b.changeFor(c)
 	release, err := b.enter(ctx, batch)
 	if err != nil {
 		return nil, err

@@ -62,6 +62,8 @@ var (
 	probIdemDown      = defProblem("idempotency-unavailable", "Idempotency store unavailable", http.StatusServiceUnavailable)
 	// The policy's (authorization.go).
 	probForbidden = defProblem("forbidden", "Forbidden", http.StatusForbidden)
+	// A GET or dry run at a provider with reads off (reads.go).
+	probReadsOff = defProblem("reads-disabled", "Reads disabled", http.StatusNotImplemented)
 )
 
 // Problem is an RFC 9457 problem detail, with the API's extension members.
