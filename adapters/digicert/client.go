@@ -16,8 +16,9 @@ import (
 const (
 	// DefaultBaseURL is DigiCert's origin.
 	DefaultBaseURL = "https://www.digicert.com"
-	// IDPattern is DigiCert's API key ID format: an integer.
-	IDPattern = `[0-9]{1,19}`
+	// IDPattern is DigiCert's API key ID format: an integer, canonical (no leading zeros), so
+	// that one key never appears under two IDs.
+	IDPattern = `[1-9][0-9]{0,18}`
 	// HeaderAPIKey carries the partner API key.
 	HeaderAPIKey = "X-PARTNER-APIKEY"
 
@@ -78,12 +79,15 @@ func (c *Client) Change(ctx context.Context, ch *provider.Change) (*provider.Res
 	if ch.Status != provider.StatusActive && ch.Status != provider.StatusInactive {
 		return nil, provider.Errorf(provider.KindUnsupported, 0, "DigiCert API keys are active or inactive")
 	}
-	cur, err := c.Read(ctx, ch.ID)
-	if err != nil {
-		return nil, err
-	}
-	if cur.Status == ch.Status {
-		return &provider.Result{Credential: *cur}, nil
+	cur := &provider.Credential{}
+	if !ch.WriteOnly { // with reads off the PUT goes alone
+		var err error
+		if cur, err = c.Read(ctx, ch.ID); err != nil {
+			return nil, err
+		}
+		if cur.Status == ch.Status {
+			return &provider.Result{Credential: *cur}, nil
+		}
 	}
 	body := struct {
 		Status provider.Status `json:"status"`
@@ -136,7 +140,10 @@ func decodeKey(resp *provider.Response) (*provider.Credential, error) {
 
 // classify maps an answer other than success. A 403 means the key belongs to an account the
 // partner key cannot manage ("an unrelated account", in DigiCert's words): Foreign, so that a
-// probe of several DigiCert accounts reads it as "not this account".
+// probe of several DigiCert accounts reads it as "not this account". A 403 may also be a
+// permission problem of the partner key (the page does not say): when every candidate of a
+// probe answers 403, the host answers 403 provider-forbidden and remembers nothing, never a
+// 404, so both readings end right.
 //
 // Only a code that looks like one (a short identifier such as not_found) is passed on in the
 // detail; anything else in its place is free text that could echo what was sent. (Found by

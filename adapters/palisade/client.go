@@ -34,6 +34,9 @@ const (
 	StatusDeletionApprovalComplete = "DELETION_APPROVAL_COMPLETE"
 	StatusEnableApprovalPending    = "ENABLE_APPROVAL_PENDING"
 	StatusDisableApprovalPending   = "DISABLE_APPROVAL_PENDING"
+	StatusError                    = "ERROR"
+	StatusRejected                 = "REJECTED"
+	StatusCreationApprovalPending  = "CREATION_APPROVAL_PENDING"
 )
 
 // gRPC status codes that mean "the credential's state refuses the transition".
@@ -146,6 +149,17 @@ func (c *credential) normalize() *provider.Credential {
 		out.PendingStatus = provider.StatusActive
 	case StatusDisableApprovalPending:
 		out.PendingStatus = provider.StatusInactive
+	case StatusError:
+		// The word does not say what the credential can do: unknown, not a guess from active.
+		return out
+	case StatusRejected:
+		// Never usable: its creation was refused.
+		out.Status = provider.StatusInactive
+		return out
+	case StatusCreationApprovalPending:
+		// Not usable yet; it will be once approvers act.
+		out.Status, out.PendingStatus = provider.StatusInactive, provider.StatusActive
+		return out
 	}
 	switch c.Active.String() {
 	case "true":
@@ -202,6 +216,18 @@ func (c *Client) Change(ctx context.Context, ch *provider.Change) (*provider.Res
 	if ch.Status != provider.StatusActive && ch.Status != provider.StatusInactive {
 		return nil, provider.Errorf(provider.KindUnsupported, 0, "Palisade credentials are active or inactive")
 	}
+	if !ch.WriteOnly { // with reads off the PUT goes alone
+		if res, err := c.unchanged(ctx, ch); res != nil || err != nil {
+			return res, err
+		}
+	}
+	return c.write(ctx, ch)
+}
+
+// unchanged reads the credential before a change: a Result when it has the requested status
+// already (or is pending it), an error when it cannot change; nil, nil when the write should
+// go.
+func (c *Client) unchanged(ctx context.Context, ch *provider.Change) (*provider.Result, error) {
 	cur, err := c.read(ctx, ch.ID)
 	if err != nil {
 		return nil, err
@@ -217,7 +243,11 @@ func (c *Client) Change(ctx context.Context, ch *provider.Change) (*provider.Res
 	case now.Status == ch.Status && now.PendingStatus == "":
 		return &provider.Result{Credential: *now}, nil
 	}
+	return nil, nil
+}
 
+// write sends PUT /v2/credentials/{id}/active and reads its answer.
+func (c *Client) write(ctx context.Context, ch *provider.Change) (*provider.Result, error) {
 	body := struct {
 		Active bool `json:"active"`
 	}{ch.Status == provider.StatusActive}
@@ -229,13 +259,17 @@ func (c *Client) Change(ctx context.Context, ch *provider.Change) (*provider.Res
 		return nil, classify(resp)
 	}
 	var after *provider.Credential
-	if len(resp.Body) == 0 {
+	switch {
+	case len(resp.Body) == 0 && ch.WriteOnly:
+		// No body and no read allowed: the flag sent is all the gateway knows.
+		after = &provider.Credential{Status: ch.Status}
+	case len(resp.Body) == 0:
 		// The page documents the credential in the answer; should it be missing, read it back
 		// rather than guess whether the change awaits approval.
 		if after, err = c.Read(ctx, ch.ID); err != nil {
 			return nil, err
 		}
-	} else {
+	default:
 		var cr credential
 		if err := provider.DecodeJSON(resp, "credential", &cr); err != nil {
 			return nil, err
@@ -309,7 +343,14 @@ func classify(resp *provider.Response) error {
 			return &provider.Error{Kind: provider.KindConflict, StatusCode: resp.StatusCode, Detail: detail}
 		}
 	}
-	return provider.ClassifyStatus(resp.StatusCode, detail)
+	e := provider.ClassifyStatus(resp.StatusCode, detail)
+	if e.Kind == provider.KindForbidden {
+		// A credential of another organisation answers 403 (PERMISSION_DENIED) on some
+		// accounts and 404 on others: while probing several organisations it reads as "not
+		// ours". When every organisation refuses, the host answers 403, never 404.
+		e.Foreign = true
+	}
+	return e
 }
 
 // errorCode returns the gRPC code of an RpcStatus answer and a detail naming it, or -1 and ""

@@ -135,9 +135,13 @@ func fuzzCheckWords(t *testing.T, cred *provider.Credential) {
 	if (cred.Status == provider.StatusRevoked) != deleted {
 		t.Fatalf("status %q from Palisade's %q", cred.Status, cred.ProviderStatus)
 	}
-	want := map[string]provider.Status{StatusEnableApprovalPending: provider.StatusActive, StatusDisableApprovalPending: provider.StatusInactive}[word]
+	want := map[string]provider.Status{StatusEnableApprovalPending: provider.StatusActive, StatusDisableApprovalPending: provider.StatusInactive, StatusCreationApprovalPending: provider.StatusActive}[word]
 	if !deleted && cred.PendingStatus != want {
 		t.Fatalf("pending %q from Palisade's %q", cred.PendingStatus, cred.ProviderStatus)
+	}
+	// Words that decide the status whatever the active flag says.
+	if fixed, ok := map[string]provider.Status{StatusError: provider.StatusUnknown, StatusRejected: provider.StatusInactive, StatusCreationApprovalPending: provider.StatusInactive}[word]; ok && cred.Status != fixed {
+		t.Fatalf("status %q from Palisade's %q", cred.Status, cred.ProviderStatus)
 	}
 }
 

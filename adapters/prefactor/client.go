@@ -11,6 +11,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/credgate/credgate/module/provider"
 )
@@ -149,17 +150,22 @@ func (c *Client) Change(ctx context.Context, ch *provider.Change) (*provider.Res
 	if !ok {
 		return nil, provider.Errorf(provider.KindUnsupported, 0, "Prefactor API tokens are active, inactive or revoked")
 	}
-	cur, err := c.Read(ctx, ch.ID)
-	if err != nil {
-		return nil, err
-	}
-	if cur.Status == ch.Status {
+	cur := &provider.Credential{Status: provider.StatusUnknown}
+	if !ch.WriteOnly { // with reads off the POST goes alone
+		var err error
+		if cur, err = c.Read(ctx, ch.ID); err != nil {
+			return nil, err
+		}
 		// Whatever Prefactor would say to a repeated transition (whether it refuses one is
 		// unconfirmed), asking for the status the token has is a success that changes nothing.
-		return &provider.Result{Credential: *cur}, nil
-	}
-	if cur.Status == provider.StatusRevoked {
-		return nil, provider.Errorf(provider.KindConflict, 0, "revoked tokens cannot change status")
+		// The vendor's word decides: an expired token still "active" reads inactive, and
+		// suspending it keeps it off should its expiry move.
+		if wordStatus(cur.ProviderStatus) == ch.Status {
+			return &provider.Result{Credential: *cur}, nil
+		}
+		if cur.Status == provider.StatusRevoked {
+			return nil, provider.Errorf(provider.KindConflict, 0, "revoked tokens cannot change status")
+		}
 	}
 
 	body := struct {
@@ -227,20 +233,30 @@ func decodeDetails(raw json.RawMessage) (*details, error) {
 // is revoked; anything else is unknown.
 func (d *details) credential() *provider.Credential {
 	word := d.Status.String()
-	s := provider.StatusUnknown
-	switch word {
-	case statusActive:
-		s = provider.StatusActive
-	case statusSuspended:
+	s := wordStatus(word)
+	// Expiry counts: a token whose expires_at has passed is inactive whatever its word, which
+	// stays in provider_status. Revoked stays revoked: it is for good either way.
+	if t, err := time.Parse(time.RFC3339, d.ExpiresAt); err == nil && !t.After(time.Now()) && s != provider.StatusRevoked {
 		s = provider.StatusInactive
-	case statusRevoked:
-		s = provider.StatusRevoked
 	}
 	m := d.Metadata
 	return &provider.Credential{Status: s, ProviderStatus: word, Metadata: &m}
 }
 
 // vendorStatus is Prefactor's word for a normalized status.
+// wordStatus is the normalized status of a Prefactor status word, expiry aside.
+func wordStatus(word string) provider.Status {
+	switch word {
+	case statusActive:
+		return provider.StatusActive
+	case statusSuspended:
+		return provider.StatusInactive
+	case statusRevoked:
+		return provider.StatusRevoked
+	}
+	return provider.StatusUnknown
+}
+
 func vendorStatus(s provider.Status) string {
 	switch s {
 	case provider.StatusActive:
@@ -271,12 +287,21 @@ func classify(resp *provider.Response, transition bool) error {
 		detail = "Prefactor error " + code
 	}
 	status := resp.StatusCode
-	if transition && (code == "invalid_action" || status == http.StatusConflict ||
-		status == http.StatusBadRequest || status == http.StatusUnprocessableEntity) {
+	if transition && (code == "invalid_action" || status == http.StatusConflict) {
+		// Only the vendor's own refusal is a refused transition.
 		if detail == "" {
 			detail = "Prefactor refused the transition"
 		}
 		return &provider.Error{Kind: provider.KindConflict, StatusCode: status, Detail: detail}
+	}
+	if code == "bad_request" || code == "validation_errors" || ((status == http.StatusBadRequest || status == http.StatusUnprocessableEntity) &&
+		code != "not_found" && code != "not_authenticated" && code != "not_permitted") {
+		// A request error (the gateway's or the vendor's problem), not a refusal: a provider
+		// error (502) with the vendor's status and code.
+		if detail == "" {
+			detail = "Prefactor rejected the request"
+		}
+		return &provider.Error{Kind: provider.KindRejected, StatusCode: status, Detail: detail}
 	}
 	var e *provider.Error
 	switch status {

@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/credgate/credgate/module/provider"
@@ -143,20 +144,24 @@ func (c *Client) Change(ctx context.Context, ch *provider.Change) (*provider.Res
 		return nil, provider.Errorf(provider.KindUnsupported, 0, "expires_at must be in the future")
 	}
 
-	cur, err := c.get(ctx, ch.ID)
-	if err != nil {
-		return nil, err
+	// With reads off (ch.WriteOnly) the PUT goes alone: nothing is read before it.
+	cur, was, expiry := new(credential), (*provider.Credential)(nil), time.Time{}
+	if !ch.WriteOnly {
+		var err error
+		if cur, err = c.get(ctx, ch.ID); err != nil {
+			return nil, err
+		}
+		was, expiry = c.credential(cur)
 	}
-	was, expiry := c.credential(cur)
 	var target time.Time
 	switch ch.Status {
 	case provider.StatusInactive:
-		if was.Status == provider.StatusInactive {
+		if was != nil && was.Status == provider.StatusInactive {
 			return &provider.Result{Credential: *was}, nil
 		}
 		target = now.Truncate(time.Second) // at most now: expired at once
 	case provider.StatusActive:
-		if was.Status == provider.StatusActive && (ch.ExpiresAt.IsZero() || (!expiry.IsZero() && expiry.Truncate(time.Second).Equal(want))) {
+		if was != nil && was.Status == provider.StatusActive && (ch.ExpiresAt.IsZero() || (!expiry.IsZero() && expiry.Truncate(time.Second).Equal(want))) {
 			return &provider.Result{Credential: *was}, nil
 		}
 		target = want
@@ -257,6 +262,11 @@ func (c *Client) credential(cr *credential) (*provider.Credential, time.Time) {
 				status = provider.StatusInactive
 			}
 		}
+	}
+	// Expiry counts (PROVIDERS.md): a health status that says expired makes the credential
+	// inactive whatever its expiresAt says.
+	if strings.Contains(strings.ToUpper(string(cr.HealthStatus)), "EXPIRED") {
+		status = provider.StatusInactive
 	}
 	return &provider.Credential{Status: status, ProviderStatus: string(cr.HealthStatus), Metadata: m}, expiry
 }

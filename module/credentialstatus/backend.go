@@ -201,6 +201,9 @@ func (o *observingTransport) RoundTrip(req *http.Request) (*http.Response, error
 // read calls the provider's read endpoint through the breaker, within the provider's timeout.
 // run is the batch it is an item of, nil for a single request.
 func (b *backend) read(ctx context.Context, id string, run *batchRun) (*provider.Credential, error) {
+	if b.s.readsOff {
+		return nil, readsDisabled(b, id)
+	}
 	var st *callState
 	if b.limiter != nil {
 		st = new(callState)
@@ -233,6 +236,7 @@ func (b *backend) read(ctx context.Context, id string, run *batchRun) (*provider
 // change calls the provider's change through the breaker, within the provider's timeout. st,
 // the change's call state (its audit record's), takes the provider's last HTTP status.
 func (b *backend) change(ctx context.Context, c *provider.Change, run *batchRun, st *callState) (*provider.Result, error) {
+	c = b.changeFor(c)
 	release, err := b.enter(ctx, run, st)
 	if err != nil {
 		return nil, err

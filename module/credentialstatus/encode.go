@@ -43,7 +43,9 @@ func appendStatusBody(dst []byte, v *statusBody) ([]byte, error) {
 	dst = append(dst, `,"status":`...)
 	dst = flatjson.AppendString(dst, string(v.Status))
 	if v.Changed != nil {
-		if *v.Changed {
+		if v.Changed == changedUnknown {
+			dst = append(dst, `,"changed":null`...)
+		} else if *v.Changed {
 			dst = append(dst, `,"changed":true`...)
 		} else {
 			dst = append(dst, `,"changed":false`...)

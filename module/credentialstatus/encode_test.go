@@ -109,6 +109,6 @@ func TestProblemTypesAreTheTable(t *testing.T) {
 		assert.Equal(t, ProblemTypePrefix+k.Suffix, p.Type)
 		assert.Equal(t, k.Status, p.Status)
 	}
-	assert.Len(t, seen, 22)
+	assert.Len(t, seen, 23)
 	assert.True(t, seen[probNotFound.Suffix] && seen[probIdemDown.Suffix])
 }

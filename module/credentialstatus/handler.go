@@ -179,7 +179,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.cache = val.(*resolve.Cache)
 	providers := make([]resolve.Provider, len(h.ordered))
 	for i, b := range h.ordered {
-		providers[i] = resolve.Provider{Name: b.name, Pattern: b.s.pattern}
+		providers[i] = resolve.Provider{Name: b.name, Pattern: b.s.pattern, NoReads: b.s.readsOff}
 	}
 	h.resolver = resolve.New(providers, h.cache, time.Duration(h.CacheTTL), time.Duration(h.NegativeTTL))
 	h.single = reader{h: h}
@@ -439,9 +439,8 @@ func (h *Handler) servePut(w http.ResponseWriter, r *http.Request, c *changeReco
 
 // changedBody is the answer of a change: 200's, or with a pending status 202's.
 func changedBody(id string, b *backend, res *provider.Result) *statusBody {
-	changed := res.Changed
 	return &statusBody{
-		ID: id, Provider: b.name, Adapter: b.adapter, Changed: &changed,
+		ID: id, Provider: b.name, Adapter: b.adapter, Changed: changedFlag(b, res),
 		Status: res.Status, PendingStatus: res.PendingStatus, ProviderStatus: res.ProviderStatus,
 		Credential: res.Metadata,
 	}

@@ -39,7 +39,7 @@ var (
 	})
 	metricResolutions = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "resolutions_total",
-		Help: "How the owner of an ID was found: hint, cached, cached_none, pattern, probe, or why not: unknown_provider, no_pattern, not_found, ambiguous, unavailable, canceled.",
+		Help: "How the owner of an ID was found: hint, cached, cached_none, pattern, probe, or why not: unknown_provider, no_pattern, not_found, ambiguous, unavailable, canceled, refused.",
 	}, []string{"result"})
 )
 

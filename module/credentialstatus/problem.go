@@ -65,6 +65,8 @@ var (
 	// The gateway's protection of the vendors (backend.go, batch.go).
 	probBudget         = defProblem("rate-limited", "Rate budget exhausted", http.StatusTooManyRequests)
 	probTooManyBatches = defProblem("too-many-batches", "Too many batches", http.StatusTooManyRequests)
+	// A GET or dry run at a provider with reads off (reads.go).
+	probReadsOff = defProblem("reads-disabled", "Reads disabled", http.StatusNotImplemented)
 )
 
 // Problem is an RFC 9457 problem detail, with the API's extension members.

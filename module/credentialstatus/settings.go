@@ -41,6 +41,8 @@ type settings struct {
 	failures       int
 	openFor        time.Duration
 	halfOpen       int
+	// readsOff: the provider is never read (see reads.go).
+	readsOff bool
 }
 
 // resolve applies the defaults (the vendor's where it has them) and checks every value.
@@ -67,6 +69,10 @@ func resolveSettings(o *provider.Options, v provider.Vendor) (settings, error) {
 		return s, fmt.Errorf("base_url %q: want an origin such as https://host[:port][/prefix]", s.baseURL)
 	}
 	s.baseURL = strings.TrimRight(s.baseURL, "/")
+
+	if s.readsOff, err = o.ReadsOff(); err != nil {
+		return s, err
+	}
 
 	pattern := o.IDPattern
 	if pattern == "" {

@@ -64,6 +64,24 @@ type Options struct {
 	// A PEM file of CA certificates that the provider's TLS certificate must chain to, instead
 	// of the system's roots. Verification is never turned off.
 	TLSCAFile string `json:"tls_ca_file,omitempty"`
+
+	// Reads is "on" (the default, also when empty) or "off": for a vendor account whose read
+	// endpoint is missing or forbidden. With reads off the provider is never probed, a change
+	// sends the vendor's documented write alone (Change.WriteOnly), and GET and dry runs
+	// answer 501 reads-disabled.
+	Reads string `json:"reads,omitempty"`
+}
+
+// ReadsOff reports whether the options say "reads off", or an error for a value other than
+// on, off or empty.
+func (o *Options) ReadsOff() (bool, error) {
+	switch o.Reads {
+	case "", "on":
+		return false, nil
+	case "off":
+		return true, nil
+	}
+	return false, fmt.Errorf("reads must be on or off, not %q", o.Reads)
 }
 
 // ProviderOptions makes every struct that embeds Options implement the Adapter method of
@@ -95,6 +113,7 @@ type BreakerConfig struct {
 //		burst           <n>
 //		max_retry_after <duration>
 //		tls_ca_file     <path>
+//		reads           on|off
 //		breaker {
 //			failures           <n>
 //			open_for           <duration>
@@ -147,6 +166,10 @@ func (o *Options) ParseProviderBlock(d *caddyfile.Dispenser, own func(d *caddyfi
 			err = ParseDuration(d, &o.MaxRetryAfter)
 		case "tls_ca_file":
 			err = ParseString(d, &o.TLSCAFile)
+		case "reads":
+			if err = ParseString(d, &o.Reads); err == nil {
+				_, err = o.ReadsOff()
+			}
 		case "breaker":
 			err = o.parseBreaker(d)
 		default:

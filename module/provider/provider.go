@@ -60,13 +60,21 @@ type Change struct {
 	IdempotencyKey string
 	// Operator is the authenticated caller, or empty when no authentication handler ran.
 	Operator string
+	// WriteOnly says the provider is configured with `reads off`: its read endpoint is
+	// missing or forbidden. The client then sends the vendor's documented write alone, one
+	// call, with no read before or after it, and builds the Result from the write's answer
+	// (or from the requested status when the answer has no body), with Changed true: the write
+	// was sent. Whether it changed anything is not known: the API answers "changed": null.
+	// The host never calls Read on such a provider.
+	WriteOnly bool
 }
 
 // Result is the outcome of a [Change].
 type Result struct {
 	Credential
 	// Changed is false when the credential already had the requested status (PUT is
-	// idempotent), whatever the provider itself says to a repeated transition.
+	// idempotent), whatever the provider itself says to a repeated transition. True for a WriteOnly
+	// change that the vendor accepted (the write was sent; the API answers null).
 	Changed bool
 }
 

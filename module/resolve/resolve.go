@@ -23,6 +23,8 @@ type Provider struct {
 	Name string
 	// Pattern matches, in full, every ID the provider can own.
 	Pattern *regexp.Regexp
+	// NoReads: the provider has reads off; it is never probed (see reads.go).
+	NoReads bool
 }
 
 // Reader reads credential id at the provider of index i, never changing anything: a probe's
@@ -48,12 +50,14 @@ const (
 	Ambiguous       // several candidates own the ID
 	Unavailable     // a candidate that could own it could not be asked
 	Canceled        // the caller went away during the probe
+	Refused         // every candidate refused (403): none could say
 )
 
 var resultNames = [...]string{
 	ByHint: "hint", Cached: "cached", CachedNone: "cached_none", ByPattern: "pattern",
 	Probed: "probe", UnknownProvider: "unknown_provider", NoPattern: "no_pattern",
 	NotFound: "not_found", Ambiguous: "ambiguous", Unavailable: "unavailable", Canceled: "canceled",
+	Refused: "refused",
 }
 
 // Results lists every result, in order.
@@ -227,7 +231,7 @@ func (r *Resolver) resolve(ctx context.Context, id string, read Reader, useCache
 	case candidates == nil:
 		return Owner{Index: first, Remember: true, Result: ByPattern, CacheChecked: useCache}, nil
 	}
-	o, err := r.probe(ctx, id, candidates, read)
+	o, err := r.probeCandidates(ctx, id, candidates, read)
 	o.CacheChecked = useCache
 	return o, err
 }
@@ -242,7 +246,7 @@ type probed struct {
 // of one ID share one set of calls, which runs while anyone waits for it: when the last
 // caller waiting goes away, the probe's calls are canceled (each is bounded by its
 // provider's timeout besides).
-func (r *Resolver) probe(ctx context.Context, id string, candidates []int, read Reader) (Owner, error) {
+func (r *Resolver) probe(ctx context.Context, id string, candidates []int, blind int, read Reader) (Owner, error) {
 	r.mu.Lock()
 	f := r.flights[id]
 	if f == nil {
@@ -253,7 +257,7 @@ func (r *Resolver) probe(ctx context.Context, id string, candidates []int, read 
 		}
 		r.flights[id] = f
 		go func() {
-			f.res = r.probeAll(pctx, id, candidates, read)
+			f.res = r.probeAll(pctx, id, candidates, blind, read)
 			r.mu.Lock()
 			if r.flights[id] == f {
 				delete(r.flights, id)
@@ -301,7 +305,9 @@ type answer struct {
 	err  error
 }
 
-func (r *Resolver) probeAll(ctx context.Context, id string, candidates []int, read Reader) *probed {
+// blind is the number of candidates left out of the probe (reads off): when there are any,
+// "none owns it" is not remembered.
+func (r *Resolver) probeAll(ctx context.Context, id string, candidates []int, blind int, read Reader) *probed {
 	answers := make([]answer, len(candidates))
 	var wg sync.WaitGroup
 	for k, i := range candidates {
@@ -314,12 +320,15 @@ func (r *Resolver) probeAll(ctx context.Context, id string, candidates []int, re
 	}
 	wg.Wait()
 
-	var owners, failed []answer
+	var owners, failed, refused []answer
 	for _, a := range answers {
 		switch {
 		case a.err == nil:
 			owners = append(owners, a)
 		case NotOwner(a.err):
+			if provider.KindOf(a.err) == provider.KindForbidden {
+				refused = append(refused, a) // "not this account", by the vendor's reading
+			}
 		default:
 			failed = append(failed, a)
 		}
@@ -351,6 +360,13 @@ func (r *Resolver) probeAll(ctx context.Context, id string, candidates []int, re
 			e.RetryAfter = time.Second
 		}
 		return &probed{owner: Owner{Result: Unavailable}, err: e}
+	case len(refused) == len(answers):
+		// Every candidate refused: a refusal is never taken for "not found" (it may be a
+		// permission problem at the owner), and nothing is remembered.
+		return &probed{owner: Owner{Result: Refused}, err: refusedError(r, id, refused)}
+	case len(refused) > 0 || blind > 0:
+		// Not found where asked; a candidate refused or was not asked: not remembered.
+		return &probed{owner: Owner{Result: NotFound}, err: &NotFoundError{ID: id, Result: NotFound}}
 	}
 	r.cache.put(id, noProvider, r.negativeTTL, time.Now())
 	return &probed{owner: Owner{Result: NotFound}, err: &NotFoundError{ID: id, Result: NotFound}}

@@ -151,7 +151,7 @@ func TestPrefactor(t *testing.T) {
 	assert.Equal(t, "active", a.body["status"])
 
 	pf.SetFault(providertest.Fault{Status: 400, Path: "/suspend"})
-	requireProblem(t, put(pfActive, `{"status": "inactive"}`), 409, "transition-not-allowed")
+	requireProblem(t, put(pfActive, `{"status": "inactive"}`), 502, "provider-error") // a request error, not a refusal
 	pf.SetFault(providertest.Fault{Status: 409, Path: "/suspend"})
 	requireProblem(t, put(pfActive, `{"status": "inactive"}`), 409, "transition-not-allowed")
 	pf.Clear()

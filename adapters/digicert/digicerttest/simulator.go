@@ -25,6 +25,21 @@ type Simulator struct {
 	partners map[string]int  // partner API key -> account ID
 	parents  map[int]int     // subaccount -> parent account
 	keys     map[int]*APIKey // API key ID -> key
+	// denied: partner keys that may not use the API-key endpoints at all (a permission
+	// problem): every request with one answers 403, its own account's keys included.
+	denied map[string]bool
+}
+
+// SetPermissionDenied makes every request with partnerKey answer 403 access_denied, as a
+// partner key without the permission to manage API keys would: the other reading of a 403,
+// beside "the key belongs to an unrelated account" (the page documents that one only).
+func (d *Simulator) SetPermissionDenied(partnerKey string, on bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.denied == nil {
+		d.denied = map[string]bool{}
+	}
+	d.denied[partnerKey] = on
 }
 
 // APIKey is an API key in the DigiCert simulator.
@@ -118,6 +133,10 @@ func (d *Simulator) serveKey(w http.ResponseWriter, r *http.Request) {
 	account, ok := d.partners[r.Header.Get("X-PARTNER-APIKEY")]
 	if !ok {
 		dcError(w, http.StatusUnauthorized, "access_denied", "invalid or missing X-PARTNER-APIKEY")
+		return
+	}
+	if d.denied[r.Header.Get("X-PARTNER-APIKEY")] {
+		dcError(w, http.StatusForbidden, "access_denied", "this partner key may not manage API keys")
 		return
 	}
 	id, err := strconv.Atoi(idText)

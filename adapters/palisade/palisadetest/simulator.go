@@ -42,6 +42,17 @@ type Simulator struct {
 	expiresAsText bool
 	tokenCalls    int
 	everIssued    []string
+	foreign403    bool
+}
+
+// SetForeignForbidden makes a credential of another organization answer 403
+// PERMISSION_DENIED instead of 404 (the default): the page lists both answers and does not say
+// which one a credential of another organization gets, so the simulator offers both readings.
+// An unknown ID answers 404 either way.
+func (p *Simulator) SetForeignForbidden(on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.foreign403 = on
 }
 
 // Credential is an API credential in the Palisade simulator, in the vendor's JSON.
@@ -331,6 +342,10 @@ func (p *Simulator) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c, ok := p.creds[id]
+	if ok && c.OrganizationID != org && p.foreign403 {
+		palisadeError(w, http.StatusForbidden, palisadeCodePermissionDenied, "permission denied")
+		return
+	}
 	if !ok || c.OrganizationID != org {
 		palisadeError(w, http.StatusNotFound, palisadeCodeNotFound, "credential not found")
 		return

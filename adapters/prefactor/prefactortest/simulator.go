@@ -136,6 +136,19 @@ func (p *Simulator) AddAPIToken(id, accountID, environmentID, status string) {
 	}
 }
 
+// SetExpiresAt sets an API token's expires_at (RFC 3339), and reports whether it exists. The
+// simulator keeps the status word as it is when the expiry passes, as the page does not say
+// that it changes: the gateway must read the expiry itself.
+func (p *Simulator) SetExpiresAt(id, expiresAt string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t, ok := p.tokens[id]
+	if ok {
+		t.ExpiresAt = expiresAt
+	}
+	return ok
+}
+
 // APIToken returns a copy of an API token's state, and whether it exists.
 func (p *Simulator) APIToken(id string) (APIToken, bool) {
 	p.mu.Lock()
@@ -243,8 +256,10 @@ func (p *Simulator) serveToken(w http.ResponseWriter, r *http.Request) {
 	providertest.WriteJSON(w, status, body)
 }
 
-// prefactorBody reads a transition's body: empty, null, {} or {"idempotency_key": ...}. It
-// answers the error itself when the body is not acceptable.
+// prefactorBody reads a transition's body: empty, null, {} or {"idempotency_key": ...} (the
+// SDK's object), or the page's literal form "IdempotencyKeyOrNull: string | null": a JSON
+// string (the key itself) or null. It answers the error itself when the body is not
+// acceptable.
 func prefactorBody(w http.ResponseWriter, r *http.Request) (string, bool) {
 	var buf bytes.Buffer
 	_, _ = buf.ReadFrom(r.Body)
@@ -253,11 +268,14 @@ func prefactorBody(w http.ResponseWriter, r *http.Request) (string, bool) {
 		return "", true
 	}
 	var body map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &body); err != nil {
-		prefactorError(w, http.StatusBadRequest, "bad_request", "the request body is not valid JSON")
-		return "", false
+	v, ok := json.RawMessage(raw), raw[0] == '"' // the page's literal string
+	if !ok {
+		if err := json.Unmarshal(raw, &body); err != nil {
+			prefactorError(w, http.StatusBadRequest, "bad_request", "the request body is not valid JSON")
+			return "", false
+		}
+		v, ok = body["idempotency_key"]
 	}
-	v, ok := body["idempotency_key"]
 	if !ok || string(v) == "null" {
 		return "", true
 	}

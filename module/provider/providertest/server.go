@@ -29,6 +29,8 @@ type Fault struct {
 	// Message is the error message of the vendor's error body with Status; default
 	// "simulated fault". Tests plant secrets in it: the gateway must never pass it on.
 	Message string `json:"message,omitempty"`
+	// Code is the vendor error code of the error body with Status; default simulated_fault.
+	Code string `json:"code,omitempty"`
 	// Hang holds every request this long before answering normally (or until the client
 	// goes away).
 	Hang time.Duration `json:"-"`
@@ -69,6 +71,9 @@ type Server struct {
 	// inFlight counts the vendor requests being served; maxInFlight is its peak since the
 	// log was last reset.
 	inFlight, maxInFlight int
+	// noRead is the status every GET answers (404 or 405), when not 0: a vendor account
+	// without the read endpoint that no seed page documents (see SetReadRoute).
+	noRead int
 	// errorBody writes the vendor's error shape for a fault's status.
 	errorBody func(w http.ResponseWriter, status int, code, message string)
 }
@@ -95,6 +100,16 @@ func NewServer(vendor http.Handler, errorBody func(w http.ResponseWriter, status
 	}
 	s.Server.Start()
 	return s
+}
+
+// SetReadRoute takes the vendor's read route away: with status 404 or 405 every GET answers
+// that status (405 with Allow naming the write methods) and a vendor-shaped error body, as an
+// account whose vendor has no read endpoint would; 0 serves it again. Every vendor's read is a
+// GET and no write is, so one switch serves all simulators.
+func (s *Server) SetReadRoute(status int) {
+	s.mu.Lock()
+	s.noRead = status
+	s.mu.Unlock()
 }
 
 // SetFault makes the simulator misbehave until Clear, or for f.Times requests.
@@ -195,6 +210,16 @@ func (s *Server) wrap(vendor http.Handler) http.Handler {
 			s.mu.Unlock()
 		}()
 
+		s.mu.Lock()
+		noRead := s.noRead
+		s.mu.Unlock()
+		if noRead != 0 && r.Method == http.MethodGet {
+			if noRead == http.StatusMethodNotAllowed {
+				w.Header().Set("Allow", "PUT, POST")
+			}
+			s.errorBody(w, noRead, "no_read_route", "no such route")
+			return
+		}
 		f := s.takeFault(r)
 		if f.Hang > 0 {
 			select {
@@ -214,7 +239,11 @@ func (s *Server) wrap(vendor http.Handler) http.Handler {
 			if msg == "" {
 				msg = "simulated fault"
 			}
-			s.errorBody(w, f.Status, "simulated_fault", msg)
+			code := f.Code
+			if code == "" {
+				code = "simulated_fault"
+			}
+			s.errorBody(w, f.Status, code, msg)
 		case f.Malformed:
 			w.Header().Set("Content-Type", "application/json")
 			_, _ = io.WriteString(w, `{"id": 12345, "status": "act`)
