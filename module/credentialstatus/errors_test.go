@@ -59,11 +59,11 @@ func TestProvisionErrorsSayTheFix(t *testing.T) {
 			"cloud": {"adapter": "zstack", "base_url": "https://zs.invalid", "token": "{env.CREDGATE_TEST_UNSET_TOKEN}"},
 			"fine": {"adapter": "digicert", "api_key": "k"},
 			"tokens": {"adapter": "prefactor", "base_url": "https://pf.invalid", "token": "{env.CREDGATE_TEST_EMPTY}"}}}`,
-			[]string{"credential_status: 4 problems with the providers:\n" +
-				"\tprovider cloud: token: CREDGATE_TEST_UNSET_TOKEN is not set\n" +
-				"\tprovider custody: client_id: CREDGATE_TEST_UNSET_ID is not set\n" +
-				"\tprovider custody: client_secret: CREDGATE_TEST_UNSET_SECRET is not set\n" +
-				"\tprovider tokens: token: CREDGATE_TEST_EMPTY is empty"}},
+			[]string{"credential_status: 4 problems with the providers: " +
+				"provider cloud: token: CREDGATE_TEST_UNSET_TOKEN is not set; " +
+				"provider custody: client_id: CREDGATE_TEST_UNSET_ID is not set; " +
+				"provider custody: client_secret: CREDGATE_TEST_UNSET_SECRET is not set; " +
+				"provider tokens: token: CREDGATE_TEST_EMPTY is empty"}},
 		"unknown adapter in JSON": {`{"providers": {"p": {"adapter": "digisert", "api_key": "k"}}}`,
 			[]string{`provider p: unknown adapter "digisert"; did you mean "digicert"? (adapters: digicert, fake,`}},
 		"id_pattern as written": {`{"providers": {"p": {"adapter": "digicert", "api_key": "k", "id_pattern": "ab[0-9"}}}`,

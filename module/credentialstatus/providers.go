@@ -15,7 +15,7 @@ import (
 // loadProviders loads and provisions every provider's adapter module, like ctx.LoadModule on
 // ProvidersRaw, but one at a time and to the end: a config with three unset secrets in two
 // providers fails once, naming all three, instead of once per fix. The error starts with
-// "credential_status: " and has one line per problem when there are several.
+// "credential_status: " and lists the problems, separated by "; ", when there are several.
 func (h *Handler) loadProviders(ctx caddy.Context) (map[string]any, error) {
 	names := make([]string, 0, len(h.ProvidersRaw))
 	for name := range h.ProvidersRaw {
@@ -40,8 +40,9 @@ func (h *Handler) loadProviders(ctx caddy.Context) (map[string]any, error) {
 	case 1:
 		return nil, fmt.Errorf("credential_status: %s", problems[0])
 	}
-	return nil, fmt.Errorf("credential_status: %d problems with the providers:\n\t%s",
-		len(problems), strings.Join(problems, "\n\t"))
+	// One line: Caddy logs it as a JSON string, where line breaks would show as \n.
+	return nil, fmt.Errorf("credential_status: %d problems with the providers: %s",
+		len(problems), strings.Join(problems, "; "))
 }
 
 // loadProvider loads one provider: its JSON object names the adapter in "adapter" (the
