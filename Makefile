@@ -1,5 +1,6 @@
 # credgate: build, run and test. `make` (or `make help`) lists the targets.
-# Needs GNU make, bash and Go; `make test` also curl (tests/docs runs the documented examples).
+# Needs GNU make, bash and Go; `make test` also curl (tests/docs runs the documented examples)
+# and promtool (Debian's prometheus package, which it installs with apt-get when run as root).
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -77,6 +78,15 @@ run: $(BIN) # simulators and gateway; ready once the gateway answers
 		scripts/run-local.sh '$(BIN)' '$(CADDYFILE)' '$(SIMS)'
 
 test: # formatting, vet, race tests, vet of tools/
+	@if ! command -v promtool >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo '==> installing promtool (Debian package prometheus) for the alerting rules tests'; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
+		else \
+			echo 'make test: promtool is missing (tests/monitoring runs promtool test rules); install it:' >&2; \
+			echo '    sudo apt-get update && sudo apt-get install -y prometheus' >&2; exit 1; \
+		fi; \
+	fi
 	@echo '==> gofmt'
 	@unformatted=$$(gofmt -l .); \
 	if [ -n "$$unformatted" ]; then echo "gofmt: these files need formatting (gofmt -w):"; echo "$$unformatted"; exit 1; fi
