@@ -1,5 +1,6 @@
 # credgate: build, run and test. `make` (or `make help`) lists the targets.
-# Needs GNU make, bash and Go; `make test` also curl (tests/docs runs the documented examples).
+# Needs GNU make, bash and Go; `make test` also curl (tests/docs runs the documented examples)
+# and promtool (Debian's prometheus package, which it installs with apt-get when run as root).
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -51,7 +52,7 @@ help: # list the targets
 	@echo 'Targets:'
 	@echo '  build  build $(BIN) (Caddy with credgate) from $(MANIFEST) with xcaddy (tools/build)'
 	@echo '  run    start the vendor simulators and the gateway on http://localhost:8080'
-	@echo '         with $(CADDYFILE); Ctrl-C stops both'
+	@echo '         with $(CADDYFILE), ready once the gateway answers; Ctrl-C stops both'
 	@echo '  test   gofmt check, go vet, go test $(RACE) -count=1 ./..., go vet in tools/'
 	@echo '  bench  the micro benchmarks (go test -bench in module/ and adapters/), then the load'
 	@echo '         benchmark (tests/bench/cmd/loadbench: direct, reverse_proxy and the gateway in'
@@ -69,31 +70,23 @@ $(BIN): $(BUILD_INPUTS)
 	@echo '==> building $@ from $(MANIFEST)'
 	$(GO) -C tools run ./build -manifest '$(CURDIR)/$(MANIFEST)' -output '$(CURDIR)/$@'
 
-run: $(BIN) # simulators in the background, the gateway in the foreground
+# scripts/run-local.sh says "ready" only once the gateway answers; a config that fails exits
+# non-zero with the gateway's last lines (tests/runlocal tests it).
+run: $(BIN) # simulators and gateway; ready once the gateway answers
 	$(GO) build -o $(SIMS) ./tests/cmd/simulators
-	@for port in $(SIM_PORTS); do \
-		if (: </dev/tcp/127.0.0.1/$$port) 2>/dev/null; then \
-			echo "make run: 127.0.0.1:$$port is taken (a simulator of an earlier make run?)" >&2; exit 1; \
-		fi; \
-	done
-	@$(SIMS) & sims=$$!; \
-	trap 'kill $$sims 2>/dev/null || true; wait $$sims 2>/dev/null || true' EXIT; \
-	trap 'exit 130' INT; trap 'exit 143' TERM; \
-	for port in $(SIM_PORTS); do \
-		for try in $$(seq 150); do \
-			if (: </dev/tcp/127.0.0.1/$$port) 2>/dev/null; then break; fi; \
-			if ! kill -0 $$sims 2>/dev/null; then echo 'make run: the simulators exited' >&2; exit 1; fi; \
-			if [ $$try = 150 ]; then echo "make run: no simulator answers on 127.0.0.1:$$port" >&2; exit 1; fi; \
-			sleep 0.2; \
-		done; \
-	done; \
-	kill -0 $$sims 2>/dev/null || { echo 'make run: the simulators exited' >&2; exit 1; }; \
-	echo '==> simulators ready; credgate on http://localhost:8080, e.g.:'; \
-	echo '    curl http://localhost:8080/credentials/12345/status'; \
-	export $(DEMO_ENV); \
-	$(BIN) run --config '$(CADDYFILE)' --adapter caddyfile
+	@export $(DEMO_ENV); SITE=localhost:8080 SIM_PORTS='$(SIM_PORTS)' \
+		scripts/run-local.sh '$(BIN)' '$(CADDYFILE)' '$(SIMS)'
 
 test: # formatting, vet, race tests, vet of tools/
+	@if ! command -v promtool >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo '==> installing promtool (Debian package prometheus) for the alerting rules tests'; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
+		else \
+			echo 'make test: promtool is missing (tests/monitoring runs promtool test rules); install it:' >&2; \
+			echo '    sudo apt-get update && sudo apt-get install -y prometheus' >&2; exit 1; \
+		fi; \
+	fi
 	@echo '==> gofmt'
 	@unformatted=$$(gofmt -l .); \
 	if [ -n "$$unformatted" ]; then echo "gofmt: these files need formatting (gofmt -w):"; echo "$$unformatted"; exit 1; fi

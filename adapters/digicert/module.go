@@ -59,7 +59,7 @@ func (a *DigiCert) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "api_key":
 			return provider.ParseString(d, &a.APIKey)
 		}
-		return d.Errf("digicert: unknown option %q", d.Val())
+		return provider.UnknownOption(d, "digicert", []string{"api_key"})
 	})
 }
 

@@ -27,7 +27,7 @@ func TestCaddyfile(t *testing.T) {
 	assert.Equal(t, "^[0-9]+$", a.IDPattern)
 
 	for name, c := range map[string]struct{ input, want string }{
-		"unknown option":   {"provider d digicert {\n apikey k\n}", `digicert: unknown option "apikey"`},
+		"unknown option":   {"provider d digicert {\n apikey k\n}", `digicert: unknown option "apikey"; did you mean "api_key"? (digicert takes: api_key, base_url,`},
 		"duplicate option": {"provider d digicert {\n api_key a\n api_key b\n}", `duplicate option "api_key"`},
 		"missing value":    {"provider d digicert {\n api_key\n}", "api_key: missing value"},
 		"two values":       {"provider d digicert {\n api_key a b\n}", "api_key: takes one value"},
@@ -51,8 +51,8 @@ func TestProvision(t *testing.T) {
 	t.Setenv("DIGICERT_TEST_KEY", "")
 	err := (&DigiCert{APIKey: "{env.DIGICERT_TEST_KEY}"}).Provision(ctx)
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "api_key")
-	assert.NotContains(t, err.Error(), "DIGICERT_TEST_KEY", "the message names the option, not the value")
+	assert.Equal(t, "api_key: DIGICERT_TEST_KEY is empty", err.Error(), "the message names the option and the variable")
+	assert.NotContains(t, err.Error(), "partner-key-value")
 
 	require.Error(t, (&DigiCert{}).Provision(ctx), "api_key is required")
 	assert.Equal(t, DefaultBaseURL, (&DigiCert{}).Vendor().BaseURL)

@@ -66,11 +66,11 @@ func (a *Palisade) Provision(caddy.Context) error {
 		a.token, err = provider.ResolveSecret(repl, "token", a.Token)
 		return err
 	}
-	if a.clientID, err = provider.ResolveSecret(repl, "client_id", a.ClientID); err != nil {
-		return err
-	}
-	a.clientSecret, err = provider.ResolveSecret(repl, "client_secret", a.ClientSecret)
-	return err
+	// Both, so that one run names every missing secret.
+	var errSecret error
+	a.clientID, err = provider.ResolveSecret(repl, "client_id", a.ClientID)
+	a.clientSecret, errSecret = provider.ResolveSecret(repl, "client_secret", a.ClientSecret)
+	return errors.Join(err, errSecret)
 }
 
 // Vendor returns Palisade's origin, ID format and capabilities: active and inactive only. A
@@ -101,7 +101,7 @@ func (a *Palisade) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "client_secret":
 			return provider.ParseString(d, &a.ClientSecret)
 		}
-		return d.Errf("palisade: unknown option %q", d.Val())
+		return provider.UnknownOption(d, "palisade", []string{"token", "client_id", "client_secret"})
 	})
 }
 

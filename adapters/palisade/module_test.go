@@ -71,6 +71,9 @@ func TestCaddyfileErrors(t *testing.T) {
 		"unknown option": {`provider p palisade {
 			api_key x
 		}`, `unknown option "api_key"`},
+		"option near one": {`provider p palisade {
+			client_secrte x
+		}`, `palisade: unknown option "client_secrte"; did you mean "client_secret"? (palisade takes: base_url, breaker, client_id, client_secret,`},
 		"duplicate own option": {`provider p palisade {
 			token a
 			token b
@@ -141,14 +144,16 @@ func TestProvisionFailures(t *testing.T) {
 		names   []string
 		notName string
 	}{
-		"nothing":              {Palisade{}, []string{"token", "client_id", "client_secret"}, ""},
-		"both modes":           {Palisade{Token: "t", ClientID: "i", ClientSecret: "s"}, []string{"token", "client_id", "not both"}, ""},
-		"token and client_id":  {Palisade{Token: "t", ClientID: "i"}, []string{"not both"}, ""},
-		"client_id alone":      {Palisade{ClientID: "{env.PALISADE_TEST_SET}"}, []string{"client_secret is required"}, ""},
-		"client_secret alone":  {Palisade{ClientSecret: "{env.PALISADE_TEST_SET}"}, []string{"client_id is required"}, ""},
-		"unset token":          {Palisade{Token: "{env.PALISADE_TEST_UNSET}"}, []string{"token"}, "client_"},
-		"unset client_id":      {Palisade{ClientID: "{env.PALISADE_TEST_UNSET}", ClientSecret: "{env.PALISADE_TEST_SET}"}, []string{"client_id"}, "client_secret"},
-		"unset client_secret":  {Palisade{ClientID: "{env.PALISADE_TEST_SET}", ClientSecret: "{env.PALISADE_TEST_UNSET}"}, []string{"client_secret"}, ""},
+		"nothing":             {Palisade{}, []string{"token", "client_id", "client_secret"}, ""},
+		"both modes":          {Palisade{Token: "t", ClientID: "i", ClientSecret: "s"}, []string{"token", "client_id", "not both"}, ""},
+		"token and client_id": {Palisade{Token: "t", ClientID: "i"}, []string{"not both"}, ""},
+		"client_id alone":     {Palisade{ClientID: "{env.PALISADE_TEST_SET}"}, []string{"client_secret is required"}, ""},
+		"client_secret alone": {Palisade{ClientSecret: "{env.PALISADE_TEST_SET}"}, []string{"client_id is required"}, ""},
+		"unset token":         {Palisade{Token: "{env.PALISADE_TEST_UNSET}"}, []string{"token: PALISADE_TEST_UNSET is not set"}, "client_"},
+		"unset client_id":     {Palisade{ClientID: "{env.PALISADE_TEST_UNSET}", ClientSecret: "{env.PALISADE_TEST_SET}"}, []string{"client_id: PALISADE_TEST_UNSET is not set"}, "client_secret"},
+		"unset client_secret": {Palisade{ClientID: "{env.PALISADE_TEST_SET}", ClientSecret: "{env.PALISADE_TEST_UNSET}"}, []string{"client_secret: PALISADE_TEST_UNSET is not set"}, ""},
+		"both unset": {Palisade{ClientID: "{env.PALISADE_TEST_UNSET}", ClientSecret: "{env.PALISADE_TEST_UNSET2}"},
+			[]string{"client_id: PALISADE_TEST_UNSET is not set\nclient_secret: PALISADE_TEST_UNSET2 is not set"}, ""},
 		"stray brace in token": {Palisade{Token: "{env.PALISADE_TEST_SET"}, []string{"token"}, ""},
 	}
 	for name, tc := range cases {
@@ -163,7 +168,7 @@ func TestProvisionFailures(t *testing.T) {
 				assert.NotContains(t, err.Error(), tc.notName)
 			}
 			assert.NotContains(t, err.Error(), "a-value-that-must-not-show")
-			assert.NotContains(t, err.Error(), "PALISADE_TEST", "the message names the option, not the placeholder")
+			assert.NotContains(t, err.Error(), "PALISADE_TEST_SET", "the message names the variable that is unset, not the others")
 		})
 	}
 }

@@ -65,7 +65,7 @@ func (a *Prefactor) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "token":
 			return provider.ParseString(d, &a.Token)
 		}
-		return d.Errf("prefactor: unknown option %q", d.Val())
+		return provider.UnknownOption(d, "prefactor", []string{"token"})
 	})
 }
 

@@ -60,7 +60,8 @@ func TestCaddyfileErrors(t *testing.T) {
 	cases := []struct {
 		name, input, want string
 	}{
-		{"unknown option", "provider tokens prefactor {\n\ttoken x\n\tapi_key y\n}", `prefactor: unknown option "api_key"`},
+		{"unknown option", "provider tokens prefactor {\n\ttoken x\n\tapi_key y\n}", `prefactor: unknown option "api_key" (prefactor takes: base_url,`},
+		{"option near one", "provider tokens prefactor {\n\ttokn x\n}", `prefactor: unknown option "tokn"; did you mean "token"?`},
 		{"duplicate option", "provider tokens prefactor {\n\ttoken x\n\ttoken y\n}", `duplicate option "token"`},
 		{"missing argument", "provider tokens prefactor {\n\ttoken\n}", "token: missing value"},
 		{"two arguments", "provider tokens prefactor {\n\ttoken a b\n}", "token: takes one value"},
@@ -106,8 +107,8 @@ func TestProvisionFailures(t *testing.T) {
 	cases := []struct {
 		name, token, want string
 	}{
-		{"unset variable", "{env.CREDGATE_TEST_PREFACTOR_UNSET}", "token: a placeholder is unset"},
-		{"empty variable", "{env.CREDGATE_TEST_PREFACTOR_EMPTY}", "token: a placeholder is unset"},
+		{"unset variable", "{env.CREDGATE_TEST_PREFACTOR_UNSET}", "token: CREDGATE_TEST_PREFACTOR_UNSET is not set"},
+		{"empty variable", "{env.CREDGATE_TEST_PREFACTOR_EMPTY}", "token: CREDGATE_TEST_PREFACTOR_EMPTY is empty"},
 		{"missing", "", "token is required"},
 		{"stray brace", "abc}", "token: holds a stray brace"},
 	}

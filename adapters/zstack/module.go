@@ -99,7 +99,7 @@ func (a *ZStack) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "reactivate_for":
 			return provider.ParseDuration(d, &a.ReactivateFor)
 		}
-		return d.Errf("zstack: unknown option %q", d.Val())
+		return provider.UnknownOption(d, "zstack", []string{"token", "operator", "reactivate_for"})
 	})
 }
 

@@ -46,7 +46,8 @@ func TestCaddyfile(t *testing.T) {
 
 func TestCaddyfileErrors(t *testing.T) {
 	cases := map[string]struct{ input, want string }{
-		"unknown option":   {"provider v zstack {\n token t\n value s3cr3t\n}", `zstack: unknown option "value"`},
+		"unknown option":   {"provider v zstack {\n token t\n value s3cr3t\n}", `zstack: unknown option "value" (zstack takes: base_url,`},
+		"option near one":  {"provider v zstack {\n reactivate 90d\n}", `zstack: unknown option "reactivate"; did you mean "reactivate_for"?`},
 		"duplicate option": {"provider v zstack {\n token a\n token b\n}", `duplicate option "token"`},
 		"missing token":    {"provider v zstack {\n token\n}", "token: missing value"},
 		"missing operator": {"provider v zstack {\n operator\n}", "operator: missing value"},
@@ -110,7 +111,7 @@ func TestProvisionErrors(t *testing.T) {
 		want string
 	}{
 		"no token":        {&ZStack{}, "token is required"},
-		"unset variable":  {&ZStack{Token: "{env.ZSTACK_TEST_UNSET_TOKEN}"}, "token: a placeholder is unset"},
+		"unset variable":  {&ZStack{Token: "{env.ZSTACK_TEST_UNSET_TOKEN}"}, "token: ZSTACK_TEST_UNSET_TOKEN is not set"},
 		"stray brace":     {&ZStack{Token: "{env.ZSTACK_TEST_BRACE}"}, "token: holds a stray brace"},
 		"negative expiry": {&ZStack{Token: "t", ReactivateFor: caddy.Duration(-time.Hour)}, "reactivate_for must be positive"},
 	}
@@ -118,7 +119,7 @@ func TestProvisionErrors(t *testing.T) {
 		err := provision(t, tc.a)
 		require.Error(t, err, name)
 		assert.Contains(t, err.Error(), tc.want, name)
-		assert.NotContains(t, err.Error(), "ZSTACK_TEST", name)
+		assert.NotContains(t, err.Error(), "ZSTACK_TEST_BRACE", name)
 		assert.NotContains(t, err.Error(), "abc{def", name)
 	}
 }

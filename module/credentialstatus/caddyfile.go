@@ -2,6 +2,7 @@ package credentialstatus
 
 import (
 	"encoding/json"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -85,7 +86,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				ok, err = h.unmarshalAuthorizationOption(d)
 			}
 			if !ok {
-				err = d.Errf("unknown option %q", opt)
+				err = d.Errf("unknown option %q%s", opt, provider.DidYouMean(opt, handlerOptions, "credential_status takes"))
 			}
 		}
 		if err != nil {
@@ -103,14 +104,14 @@ func (h *Handler) unmarshalProvider(d *caddyfile.Dispenser) error {
 	}
 	name := d.Val()
 	if !d.NextArg() {
-		return d.Errf("provider %s: want an adapter after the name (palisade, zstack, prefactor, digicert, ...)", name)
+		return d.Errf("provider %s: want an adapter after the name (%s)", name, strings.Join(adapterNames(), ", "))
 	}
 	adapter := d.Val()
 	if _, ok := h.ProvidersRaw[name]; ok {
 		return d.Errf("provider %s is defined twice", name)
 	}
 	if _, err := caddy.GetModule(provider.Namespace + "." + adapter); err != nil {
-		return d.Errf("provider %s: unknown adapter %q", name, adapter)
+		return d.Errf("provider %s: unknown adapter %q%s", name, adapter, provider.DidYouMean(adapter, adapterNames(), "adapters"))
 	}
 	d.Prev()
 	d.Prev() // back to "provider": the adapter parses its segment whole

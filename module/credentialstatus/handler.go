@@ -134,12 +134,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("credential_status: provider name %q: use 1 to 64 letters, digits, '.', '_' or '-'", name)
 		}
 	}
-	mods, err := ctx.LoadModule(h, "ProvidersRaw")
+	mods, err := h.loadProviders(ctx)
 	if err != nil {
-		return fmt.Errorf("credential_status: loading providers: %v", err)
+		return err
 	}
 	h.backends = make(map[string]*backend, len(h.ProvidersRaw))
-	for name, mod := range mods.(map[string]any) {
+	for name, mod := range mods {
 		b, err := h.provisionBackend(name, mod)
 		if err != nil {
 			return fmt.Errorf("credential_status: provider %s: %v", name, err)

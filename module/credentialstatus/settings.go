@@ -78,8 +78,13 @@ func resolveSettings(o *provider.Options, v provider.Vendor) (settings, error) {
 	if pattern == "" {
 		pattern = v.IDPattern
 	}
+	// The pattern alone first: the error then shows what the user wrote, and a pattern such
+	// as `a)|(b` cannot escape the anchoring group below.
+	if _, err := regexp.Compile(pattern); err != nil {
+		return s, fmt.Errorf("id_pattern %s", patternError(pattern, err))
+	}
 	if s.pattern, err = regexp.Compile(`^(?:` + pattern + `)$`); err != nil {
-		return s, fmt.Errorf("id_pattern: %v", err)
+		return s, fmt.Errorf("id_pattern %s", patternError(pattern, err))
 	}
 
 	if s.timeout == 0 {

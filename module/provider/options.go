@@ -203,7 +203,7 @@ func (o *Options) parseBreaker(d *caddyfile.Dispenser) error {
 		case "half_open_requests":
 			err = ParseInt(d, &o.Breaker.HalfOpenRequests)
 		default:
-			err = d.Errf("unknown breaker option %q", opt)
+			err = d.Errf("unknown breaker option %q%s", opt, DidYouMean(opt, BreakerOptionNames, "breaker takes"))
 		}
 		if err != nil {
 			return err
@@ -280,14 +280,14 @@ type Vendor struct {
 
 // ResolveSecret replaces the placeholders ({env.NAME}, {file./path}) of a secret option's
 // value at Provision time. An unset variable, an unreadable file, an empty result or a stray
-// brace fails with a message that names the option, never the value.
+// brace fails with a message that names the option and the variable or file, never the value.
 func ResolveSecret(repl *caddy.Replacer, option, value string) (string, error) {
 	if value == "" {
 		return "", fmt.Errorf("%s is required", option)
 	}
 	out, err := repl.ReplaceOrErr(value, true, true)
 	if err != nil {
-		return "", fmt.Errorf("%s: a placeholder is unset, empty or unknown (use {env.NAME} or {file./path})", option)
+		return "", fmt.Errorf("%s: %s", option, secretProblem(repl, value))
 	}
 	if out == "" {
 		return "", fmt.Errorf("%s is empty", option)

@@ -256,6 +256,10 @@ func freePorts(n int) ([]string, error) {
 	return ports, nil
 }
 
+// DemoEnv is the NAME=value list of the Makefile's DEMO_ENV under the repository root: the
+// demo secrets that `make run` exports.
+func DemoEnv(root string) ([]string, error) { return demoEnv(filepath.Join(root, "Makefile")) }
+
 // demoEnv reads the NAME=value lines of the Makefile's DEMO_ENV, the secrets `make run`
 // exports, so that the tests and `make run` cannot disagree.
 func demoEnv(makefile string) ([]string, error) {
