@@ -90,8 +90,8 @@ func adapterNames() []string {
 // handlerOptions are the options of the credential_status block, for the unknown-option
 // message. TestHandlerOptionsListed keeps it equal to the cases of the parsers.
 var handlerOptions = []string{
-	"cache_size", "cache_ttl", "negative_ttl", "max_body", "max_batch", "provider",
-	"idempotency_ttl", "idempotency_storage", "idempotency_max_keys",
+	"cache_size", "cache_ttl", "negative_ttl", "max_body", "max_batch", "max_batches", "provider",
+	"idempotency_ttl", "idempotency_storage", "idempotency_max_keys", "idempotency_max_memory",
 	"caller", "caller_groups", "policy",
 }
 

@@ -15,7 +15,7 @@ import (
 // ([Options.ParseProviderBlock]); an adapter's unknown-option error lists them beside its own.
 var OptionNames = []string{
 	"base_url", "id_pattern", "timeout", "retries", "max_response", "max_connections",
-	"max_concurrent", "tls_ca_file", "breaker",
+	"max_concurrent", "tls_ca_file", "breaker", "reads", "rate", "burst", "max_retry_after",
 }
 
 // BreakerOptionNames are the options of a provider's breaker block.

@@ -55,8 +55,8 @@ func TestUnknownOption(t *testing.T) {
 		return UnknownOption(d, "v", []string{"token"})
 	})
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), `v: unknown option "retrys"; did you mean "retries"? (v takes: base_url, breaker, id_pattern, `+
-		`max_concurrent, max_connections, max_response, retries, timeout, tls_ca_file, token)`)
+	assert.Contains(t, err.Error(), `v: unknown option "retrys"; did you mean "retries"? (v takes: base_url, breaker, burst, id_pattern, `+
+		`max_concurrent, max_connections, max_response, max_retry_after, rate, reads, retries, timeout, tls_ca_file, token)`)
 
 	err = o.ParseProviderBlock(caddyfile.NewTestDispenser("provider p v {\n breaker {\n open_fr 1s\n }\n}"), nil)
 	require.Error(t, err)
