@@ -73,7 +73,7 @@ func TestCaddyfileErrors(t *testing.T) {
 		}`, `unknown option "api_key"`},
 		"option near one": {`provider p palisade {
 			client_secrte x
-		}`, `palisade: unknown option "client_secrte"; did you mean "client_secret"? (palisade takes: base_url, breaker, client_id, client_secret,`},
+		}`, `palisade: unknown option "client_secrte"; did you mean "client_secret"? (palisade takes: base_url, breaker, burst, client_id, client_secret,`},
 		"duplicate own option": {`provider p palisade {
 			token a
 			token b
