@@ -14,10 +14,6 @@ import (
 	"github.com/credgate/credgate/module/provider/providertest"
 )
 
-// adminURL is the in-process Caddy's admin endpoint, where admin.api.credential_status
-// serves /credential-status/.
-const adminURL = "http://localhost:2999"
-
 // adminBlock configures the providers of the admin API's tests, each named adm-*:
 //   - adm-dc, DigiCert parent account 1: every numeric ID
 //   - adm-dc-other, unrelated account 2: 2xxxx, which adm-dc claims too (a probe asks both)

@@ -1,8 +1,9 @@
 // Package integration tests credgate as users run it: an in-process Caddy (caddytest) with
 // the credential_status handler in front of the vendor simulators of tests/vendors, over HTTP.
 //
-// caddytest runs one Caddy per test binary, on the admin port 2999: the tests here do not
-// run in parallel, and every live test lives in this package.
+// caddytest runs one Caddy per test binary: the tests here do not run in parallel, and every
+// live test lives in this package. Its ports (admin, HTTP, HTTPS, a second site) are free
+// ones, chosen when the test binary starts, so that two runs on one machine do not meet.
 package integration
 
 import (
@@ -12,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -32,7 +34,27 @@ import (
 )
 
 // gatewayURL is where the in-process Caddy serves the handler.
-const gatewayURL = "http://localhost:9080"
+var (
+	// adminPort, httpPort and httpsPort are the in-process Caddy's; secondPort is the second
+	// site's of the two-instance tests. metricsURL is the admin endpoint's Prometheus page,
+	// which serves the config's registry.
+	adminPort, httpPort, httpsPort, secondPort = freePort(), freePort(), freePort(), freePort()
+
+	gatewayURL = fmt.Sprintf("http://localhost:%d", httpPort)
+	adminURL   = fmt.Sprintf("http://localhost:%d", adminPort)
+	metricsURL = adminURL + "/metrics"
+	secondURL  = fmt.Sprintf("http://localhost:%d", secondPort)
+)
+
+// freePort returns a TCP port that nothing listens on now.
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
 
 // The simulators every test shares, one per vendor of tests/vendors, started from its
 // fixture (seeded for tests, its Env set); tests reset their faults and logs with fresh().
@@ -49,6 +71,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	caddytest.Default.AdminPort = adminPort
 	for _, f := range providertest.Fixtures() {
 		sims[f.Name] = f.Start("")
 		// Secrets reach the config through placeholders, as in production.
@@ -105,7 +128,7 @@ func loadSite(t *testing.T, site string) *caddytest.Tester {
 // loadWith (re)configures the in-process Caddy with more global options and a site.
 func loadWith(t *testing.T, globals, site string) *caddytest.Tester {
 	t.Helper()
-	return loadConfig(t, globals, "http://localhost:9080 {\n"+site+"\n}")
+	return loadConfig(t, globals, gatewayURL+" {\n"+site+"\n}")
 }
 
 // loadConfig (re)configures the in-process Caddy with the harness's global options, more
@@ -114,14 +137,14 @@ func loadConfig(t *testing.T, globals, sites string) *caddytest.Tester {
 	t.Helper()
 	tester := caddytest.NewTester(t)
 	tester.InitServer(fmt.Sprintf(`{
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
+	admin localhost:%d
+	http_port %d
+	https_port %d
 	grace_period 5s
 	skip_install_trust
 %s
 }
-%s`, globals, sites), "caddyfile")
+%s`, adminPort, httpPort, httpsPort, globals, sites), "caddyfile")
 	if t.Failed() {
 		t.FailNow()
 	}
@@ -195,7 +218,7 @@ func basicAuth(user, password string) string {
 // Caddy itself (its command loop, signal traps and admin endpoint) and the file log writer's
 // rotation goroutine, which timberjack never stops.
 func checkLeaks() int {
-	req, _ := http.NewRequest("POST", "http://localhost:2999/load", strings.NewReader(`{"admin": {"listen": "localhost:2999"}}`))
+	req, _ := http.NewRequest("POST", adminURL+"/load", strings.NewReader(fmt.Sprintf(`{"admin": {"listen": "localhost:%d"}}`, adminPort)))
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	switch {

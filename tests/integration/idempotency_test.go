@@ -24,10 +24,6 @@ import (
 // their state is theirs whatever ran before. A change of a DigiCert key is a read (GET) and,
 // when the status differs, a write (PUT): "the simulator saw no request" is dc.Count("") == 0.
 
-// secondURL is where the two-instance tests serve the second instance. Nothing else in this
-// package uses the port.
-const secondURL = "http://localhost:9081"
-
 // idemBlock is a credential_status block with one DigiCert provider, named name, on the
 // parent account; extra adds handler options. Its timeout leaves room for a write the
 // simulator holds for a few seconds.

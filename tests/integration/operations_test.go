@@ -21,9 +21,6 @@ import (
 	"github.com/credgate/credgate/module/provider/providertest"
 )
 
-// metricsURL is Caddy's admin endpoint for Prometheus, which serves the config's registry.
-const metricsURL = "http://localhost:2999/metrics"
-
 // scrape reads the credential_status families of the admin endpoint's /metrics.
 func scrape(t *testing.T) map[string]*dto.MetricFamily {
 	t.Helper()
