@@ -818,8 +818,8 @@ func callHalfClosed(t *testing.T, method, path, body string) answer {
 	return a
 }
 
-// openapiBlock configures, with the given max_body and a max_batch of 100, a provider of each
-// adapter over the shared simulators:
+// openapiBlock configures, with the given max_body, a max_batch of 100 and a max_batches of 2,
+// a provider of each adapter over the shared simulators:
 //   - oa-dc, DigiCert account 1: every numeric ID; a 1s timeout
 //   - oa-dc-sub, its subaccount 3: 3xxxx, which oa-dc owns too (ambiguous)
 //   - oa-dc-badkey, a partner key DigiCert does not know: 9xxxx
@@ -828,10 +828,16 @@ func callHalfClosed(t *testing.T, method, path, body string) answer {
 //     claims 6xxxx, as oa-dc does: requests name it.
 //   - oa-flaky, on the second DigiCert: a breaker that opens on the first failure
 //   - oa-pal, oa-zs, oa-pf: Palisade's org-eu, ZStack, Prefactor
+//   - oa-budget, DigiCert account 1 with a rate of 1 call an hour: 8xxxx. The first call takes
+//     the budget's only token; after it, a single request answers 429 rate-limited, and a
+//     batch's change (a read, then a write that finds no token) fails as rate-limited.
+//   - oa-noreads, DigiCert account 1 with reads off: 7xxxx. Requests name these two, whose IDs
+//     oa-dc claims too.
 func openapiBlock(maxBody string) string {
 	return fmt.Sprintf(`
 		max_body %[6]s
 		max_batch 100
+		max_batches 2
 		provider oa-slow digicert {
 			base_url %[1]s
 			api_key {env.DC_PARENT_KEY}
@@ -892,6 +898,20 @@ func openapiBlock(maxBody string) string {
 			base_url %[1]s
 			api_key {env.DC_PARENT_KEY}
 			id_pattern 4[0-9]{4}
+		}
+		provider oa-budget digicert {
+			base_url %[1]s
+			api_key {env.DC_PARENT_KEY}
+			id_pattern 8[0-9]{4}
+			retries 0
+			rate 1/h
+		}
+		provider oa-noreads digicert {
+			base_url %[1]s
+			api_key {env.DC_PARENT_KEY}
+			id_pattern 7[0-9]{4}
+			retries 0
+			reads off
 		}
 		policy {
 			allow * * providers oa-[^l]*
@@ -1067,6 +1087,14 @@ func TestOpenAPILiveAnswers(t *testing.T) {
 		}
 	}
 	nothingWritten := func(t *testing.T) { assert.Zero(t, dc.Writes()+pal.Writes(), "a dry run writes nothing") }
+	// oa-budget (rate 1/h) and oa-noreads (reads off), by name.
+	const budgetKey, writeOnlyKey = "/credentials/80001/status", "/credentials/70001/status"
+	noDCCall := func(t *testing.T) { assert.Zero(t, dc.Count(""), "no call to DigiCert") }
+	longRetry := func(t *testing.T, a answer) {
+		ra, err := strconv.Atoi(a.header.Get("Retry-After"))
+		require.NoError(t, err, a.raw)
+		assert.Greater(t, ra, 60, "the wait for the budget's next token (1/h)")
+	}
 
 	run(t, tester, []liveCase{
 		{name: "read", method: "GET", path: dcKey, status: 200},
@@ -1083,12 +1111,20 @@ func TestOpenAPILiveAnswers(t *testing.T) {
 		{name: "provider answers 422", method: "GET", path: dcKey, setup: fault(dc.Server, providertest.Fault{Status: 422}), status: 422, problem: "unsupported-status"},
 		{name: "rate limited", method: "GET", path: dcKey, setup: fault(dc.Server, providertest.Fault{Status: 429, RetryAfter: "7"}), status: 429, problem: "provider-rate-limited"},
 		{name: "rate limited without Retry-After", method: "GET", path: dcKey, setup: fault(dc.Server, providertest.Fault{Status: 429}), status: 429, problem: "provider-rate-limited"},
+		{name: "rate budget", method: "GET", path: budgetKey + "?provider=oa-budget", status: 429, problem: "rate-limited",
+			setup: func(t *testing.T) {
+				dc.AddKey(80001, 1, "budget", "active")
+				before(t, "GET", budgetKey+"?provider=oa-budget", "", 200) // the budget's only token
+				fresh(dc.Server)
+			},
+			check: longRetry, after: noDCCall},
 		{name: "client gone", method: "GET", path: "/credentials/" + pfActive + "/status?provider=oa-pf", halfClose: true, setup: fault(pf.Server, providertest.Fault{Hang: 5 * time.Second}), status: 499, problem: "request-canceled"},
 		{name: "bad partner key", method: "GET", path: dcKey + "?provider=oa-dc-badkey", status: 502, problem: "provider-auth-failed"},
 		{name: "5xx", method: "GET", path: dcKey, setup: fault(dc.Server, providertest.Fault{Status: 500}), status: 502, problem: "provider-error"},
 		{name: "malformed answer", method: "GET", path: dcKey, setup: fault(dc.Server, providertest.Fault{Malformed: true}), status: 502, problem: "provider-error"},
 		{name: "a candidate cannot be asked", method: "GET", path: "/credentials/90001/status", status: 503, problem: "provider-unavailable"},
 		{name: "timeout", method: "GET", path: dcKey, setup: fault(dc.Server, providertest.Fault{Hang: 3 * time.Second}), status: 504, problem: "provider-timeout"},
+		{name: "reads off", method: "GET", path: writeOnlyKey + "?provider=oa-noreads", status: 501, problem: "reads-disabled", after: noDCCall},
 
 		{name: "change", method: "PUT", path: dcKey, body: `{"status": "inactive", "reason": "INC-42"}`, status: 200},
 		{name: "unchanged", method: "PUT", path: dcKey, body: `{"status": "inactive", "provider": "oa-dc"}`, status: 200},
@@ -1110,6 +1146,19 @@ func TestOpenAPILiveAnswers(t *testing.T) {
 		{name: "no revoked state", method: "PUT", path: dcKey, body: `{"status": "revoked"}`, status: 422, problem: "unsupported-status"},
 		{name: "no expiry", method: "PUT", path: dcKey, body: `{"status": "active", "expires_at": "2031-06-30T12:00:00Z"}`, status: 422, problem: "unsupported-status"},
 		{name: "rate limited", method: "PUT", path: dcKey, body: `{"status": "active"}`, setup: fault(dc.Server, providertest.Fault{Status: 429, RetryAfter: "7"}), status: 429, problem: "provider-rate-limited"},
+		{name: "rate budget", method: "PUT", path: budgetKey, body: `{"status": "inactive", "provider": "oa-budget"}`, status: 429, problem: "rate-limited",
+			setup: func(*testing.T) { dc.AddKey(80001, 1, "budget", "active") }, check: longRetry, after: noDCCall},
+		{name: "reads off", method: "PUT", path: writeOnlyKey, body: `{"status": "inactive", "provider": "oa-noreads"}`, status: 200,
+			setup: func(*testing.T) { dc.AddKey(70001, 1, "write-only", "active") },
+			check: func(t *testing.T, a answer) {
+				assert.Contains(t, a.raw, `"changed":null`, "nothing was read")
+				assert.Equal(t, "inactive", a.body["status"], a.raw)
+			},
+			after: func(t *testing.T) {
+				assert.Zero(t, dc.Count(http.MethodGet), "never read")
+				assert.Equal(t, 1, dc.Count(http.MethodPut), "the write alone")
+			}},
+		{name: "dry run at reads off", method: "PUT", path: writeOnlyKey + "?dry_run=true", body: `{"status": "inactive", "provider": "oa-noreads"}`, status: 501, problem: "reads-disabled", after: noDCCall},
 		{name: "client gone while probing", method: "PUT", path: "/credentials/30001/status", body: `{"status": "inactive"}`, halfClose: true, setup: fault(dc.Server, providertest.Fault{Hang: 1500 * time.Millisecond}), status: 499, problem: "request-canceled",
 			after: func(t *testing.T) {
 				// The probe goes on without the client, until the candidates' 1s timeout:
@@ -1167,9 +1216,36 @@ func TestOpenAPILiveAnswers(t *testing.T) {
 	assert.InDelta(t, 60, retry, 2, "the breaker opened for 1m")
 
 	// The batch, on a config of its own: a batch's calls wait while their provider's last 429
-	// asks them to, and the providers of the config above have just had a few. (Another
-	// max_body makes it another config: Caddy keeps running a config it is sent again.)
+	// asks them to, and the providers of the config above have just had a few; oa-budget's
+	// token is spent. (Another max_body makes it another config: Caddy keeps running a config
+	// it is sent again.)
 	tester = load(t, openapiBlock("2KiB"))
+	// holdBatches sends max_batches (2) dry-run batches whose reads DigiCert holds, and waits
+	// until both reached it: until they end, another batch is one too many. batchesDone waits
+	// for their answers.
+	var heldBatches []<-chan result
+	holdBatches := func(t *testing.T) {
+		t.Helper()
+		dc.SetFault(providertest.Fault{Hang: 2 * time.Second, Method: http.MethodGet, Times: 2})
+		heldBatches = nil
+		for _, id := range []string{"62003", "62004"} {
+			heldBatches = append(heldBatches, inBackground(tester.Client, gatewayURL, "POST", batchEndpoint,
+				`{"dry_run": true, "items": [{"id": "`+id+`", "status": "inactive", "provider": "oa-slow"}]}`))
+		}
+		require.Eventually(t, func() bool { return dc.InFlight() == 2 }, 10*time.Second, 5*time.Millisecond, "both batches reached DigiCert")
+	}
+	batchesDone := func(t *testing.T) {
+		t.Helper()
+		for _, ch := range heldBatches {
+			r := <-ch
+			require.NoError(t, r.err)
+			require.Equal(t, 200, r.a.status, r.a.raw)
+			record(t, "POST", batchEndpoint, r.a)
+		}
+	}
+	// A change at oa-budget, its budget's only token for its read, and a change at
+	// oa-noreads, its write alone.
+	budgetBatch := `{"items": [{"id": "80002", "status": "inactive", "provider": "oa-budget"}, {"id": "70002", "status": "inactive", "provider": "oa-noreads"}]}`
 	run(t, tester, []liveCase{
 		{name: "batch", method: "POST", path: batchEndpoint, body: `{"items": [` + strings.Join(items, ", ") + `], "reason": "INC-42"}`, status: 200, setup: seedBatch,
 			check: summary(map[string]int{"changed": 1, "unchanged": 1, "pending": 1, "failed": 11}, itemProblems...)},
@@ -1197,6 +1273,19 @@ func TestOpenAPILiveAnswers(t *testing.T) {
 			check: retryAfter("1"), after: func(t *testing.T) { done(t, "POST", batchEndpoint) }},
 		{name: "Idempotency-Key reused", method: "POST", path: batchEndpoint, body: small, header: batchReused, status: 422, problem: "idempotency-key-reused",
 			setup: func(t *testing.T) { seedBatch(t); before(t, "POST", batchEndpoint, dryRun, 200, batchReused...) }},
+		{name: "too many batches", method: "POST", path: batchEndpoint, body: small, status: 429, problem: "too-many-batches",
+			setup: holdBatches, check: retryAfter("1"), after: batchesDone},
+		{name: "rate budget and reads off", method: "POST", path: batchEndpoint, body: budgetBatch, status: 200,
+			setup: func(*testing.T) {
+				dc.AddKey(80002, 1, "budget", "active")
+				dc.AddKey(70002, 1, "write-only", "active")
+			},
+			check: func(t *testing.T, a answer) {
+				summary(map[string]int{"changed": 1, "unchanged": 0, "pending": 0, "failed": 1}, "rate-limited", "")(t, a)
+				assert.Contains(t, a.raw, `"changed":null`, "reads off: nothing was read")
+			}},
+		{name: "dry run at reads off", method: "POST", path: batchEndpoint, body: `{"dry_run": true, "items": [{"id": "70002", "status": "inactive", "provider": "oa-noreads"}]}`, status: 200,
+			check: summary(map[string]int{"would_change": 0, "unchanged": 0, "failed": 1}, "reads-disabled"), after: noDCCall},
 		{name: "GET", method: "GET", path: batchEndpoint, status: 405, problem: "method-not-allowed"},
 		{name: "PUT", method: "PUT", path: batchEndpoint, body: small, status: 405, problem: "method-not-allowed"},
 		{name: "DELETE", method: "DELETE", path: batchEndpoint, status: 405, problem: "method-not-allowed"},
