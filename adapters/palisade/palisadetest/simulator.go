@@ -281,8 +281,13 @@ func palisadeError(w http.ResponseWriter, status, code int, message string) {
 }
 
 // palisadeFaultError is the error body of a simulated fault: an RpcStatus whose gRPC code is
-// the one grpc-gateway maps to the HTTP status.
-func palisadeFaultError(w http.ResponseWriter, status int, _, message string) {
+// the fault's Code when that is a number (a 400 with FAILED_PRECONDITION is "9"), else the one
+// grpc-gateway maps to the HTTP status.
+func palisadeFaultError(w http.ResponseWriter, status int, faultCode, message string) {
+	if n, err := strconv.Atoi(faultCode); err == nil {
+		palisadeError(w, status, n, message)
+		return
+	}
 	code := palisadeCodeUnknown
 	switch status {
 	case http.StatusBadRequest:

@@ -28,6 +28,7 @@ type Simulator struct {
 	ObjectEnums bool
 
 	mu          sync.Mutex
+	staleHealth bool
 	tokens      map[string]bool
 	creds       map[string]*Credential
 	valueWrites int
@@ -90,6 +91,16 @@ func (z *Simulator) SeedDemo() {
 		CreatedBy:   "admin@example.com",
 		Value:       DemoValue,
 	})
+}
+
+// SetStaleHealth makes the simulator answer a credential's healthStatus as it was stored,
+// even once its expiresAt has passed (by default the health follows the clock): the page
+// does not say when ZStack updates healthStatus, so a health word that lags the expiry is
+// the other reading.
+func (z *Simulator) SetStaleHealth(on bool) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	z.staleHealth = on
 }
 
 // AddToken accepts token as a bearer token.
@@ -167,10 +178,11 @@ type zstackView struct {
 	LastOpDate   string `json:"lastOpDate"`
 }
 
-// view renders c; the health status follows the clock, so an expiry that passed shows.
+// view renders c; the health status follows the clock, so an expiry that passed shows
+// (unless SetStaleHealth). z.mu is held.
 func (z *Simulator) view(c *Credential) zstackView {
 	health := c.HealthStatus
-	if zstackHealth(c.ExpiresAt) == zstackExpired {
+	if zstackHealth(c.ExpiresAt) == zstackExpired && !z.staleHealth {
 		health = zstackExpired
 	}
 	v := zstackView{
