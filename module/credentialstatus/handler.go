@@ -381,7 +381,7 @@ func (h *Handler) serveGet(w http.ResponseWriter, r *http.Request, id string, id
 	b.metrics.read.Inc()
 	writeJSON(w, http.StatusOK, &statusBody{
 		ID: id, Provider: b.name, Adapter: b.adapter,
-		Status: cred.Status, ProviderStatus: cred.ProviderStatus, Credential: cred.Metadata,
+		Status: cred.Status, PendingStatus: cred.PendingStatus, ProviderStatus: cred.ProviderStatus, Credential: cred.Metadata,
 	})
 	return nil
 }

@@ -411,10 +411,10 @@ func vendorStatusRow(t *testing.T, tester *caddytest.Tester, f providertest.Fixt
 	t.Helper()
 	want := map[string]string{
 		"status":          value(r.cells["gateway status"]),
-		"pending_status":  "", // a GET never reports it
+		"pending_status":  value(r.cells["pending_status"]), // a GET reports it too (API.md)
 		"provider_status": value(r.cells["provider_status"]),
 	}
-	pending := value(r.cells["pending_status on put"])
+	pending := want["pending_status"]
 	var seeds []func(id string) func()
 	switch f.Name {
 	case "palisade":
