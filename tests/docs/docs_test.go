@@ -8,8 +8,9 @@
 //   - Commands run with bash in a work directory of the document's own (holding a link to the
 //     repository's examples/), with localhost:8080, localhost:2019 and the simulators'
 //     127.0.0.1:9101-9104 (or localhost:910x) pointed at the test's free ports; their
-//     addresses in the output are mapped back. `credgate` is the gateway binary, whose
-//     `credgate credentials` talks to the test's gateway ($CREDGATE_URL).
+//     addresses in the output are mapped back. `bin/credgate` is the gateway binary (where
+//     `make run` builds it in a clone; a bare `credgate` is not on PATH, as in a fresh clone),
+//     whose `credentials` command talks to the test's gateway ($CREDGATE_URL).
 //   - A paragraph that says "freshly started" (say, "on a freshly started `make run`") starts
 //     fresh processes from there on, and a document must say so before its first example.
 //     The blocks after it run in the document's order, against the same processes.
@@ -30,6 +31,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/credgate/credgate/tests/gateway"
 )
@@ -89,10 +91,16 @@ func TestConsoleExamples(t *testing.T) {
 					t.Error(err)
 				}
 			}()
-			// Commands run as from a clone's root: the sample files are at hand.
+			// Commands run as from a clone's root after `make run`: the sample files are at
+			// hand, and bin/ holds the gateway (bin/credgate) and the simulators.
 			work := t.TempDir()
-			if err := os.Symlink(filepath.Join(bins.Root, "examples"), filepath.Join(work, "examples")); err != nil {
-				t.Fatal(err)
+			for link, target := range map[string]string{
+				"examples": filepath.Join(bins.Root, "examples"),
+				"bin":      filepath.Dir(bins.Gateway),
+			} {
+				if err := os.Symlink(target, filepath.Join(work, link)); err != nil {
+					t.Fatal(err)
+				}
 			}
 			var in *gateway.Instance
 			for _, s := range steps {
@@ -109,7 +117,7 @@ func TestConsoleExamples(t *testing.T) {
 					if in == nil {
 						t.Fatalf("%s:%d: an example before the document says what it starts from (\"on a freshly started `make run`\")", name, s.line)
 					}
-					out, err := in.Run(context.Background(), work, in.Rewrite(s.command))
+					out, err := runExample(in, work, in.Rewrite(s.command))
 					got := normalize(in.Unrewrite(out))
 					if want := normalize(unwrap(s.want)); got != want {
 						if *update {
@@ -127,6 +135,21 @@ func TestConsoleExamples(t *testing.T) {
 	if examples == 0 {
 		t.Error("no console example found: the parser or the documents changed")
 	}
+}
+
+// runExample runs a console example's command line with bash in dir, as a user of `make run`
+// would from a clone's root: $CREDGATE_URL points `bin/credgate credentials` at the instance
+// (its default, localhost:8080, is where `make run` serves), and PATH is the test's own, so a
+// document that says `credgate` where a clone has `bin/credgate` fails here as it would there.
+func runExample(in *gateway.Instance, dir, line string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", "-c", line)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CREDGATE_URL="+in.URL())
+	cmd.WaitDelay = 5 * time.Second
+	out, err := cmd.CombinedOutput()
+	return string(out), err
 }
 
 // startFresh stops the processes of the previous section (if any) and starts new ones.
