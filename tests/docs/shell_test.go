@@ -38,9 +38,7 @@ var skipRE = regexp.MustCompile(`\{skip-test:\s*(.*?)\s*\}`)
 // beginning of the block's first line, with the reason to write into the tag. The test treats
 // them as tagged and logs it; an entry that matches no untagged block fails the test: remove
 // it once the page carries the tag.
-var awaitingTag = map[string]string{
-	"docs/configuration.md\x00go -C tools tool xcaddy build": "builds Caddy with xcaddy, about 3 minutes cold; .ci/run runs make build",
-}
+var awaitingTag = map[string]string{}
 
 // A shellBlock is a fenced block whose language is a shell.
 type shellBlock struct {
