@@ -64,11 +64,12 @@ func (s *batchSims) vendors() []string {
 	return out
 }
 
-func startBatchSims() *batchSims {
+// startBatchSims starts the simulators, perVendor credentials seeded at each.
+func startBatchSims(perVendor int) *batchSims {
 	s := &batchSims{fixtures: providertest.Fixtures(), sims: map[string]*providertest.Sim{}, ids: map[string][]string{}}
 	for _, f := range s.fixtures {
 		s.sims[f.Name] = f.Start("")
-		ids := make([]string, batchPerVendor)
+		ids := make([]string, perVendor)
 		for n := range ids {
 			ids[n] = f.BulkID(n)
 		}
@@ -244,7 +245,7 @@ func (r *batchRun) wantSummary() map[string]int {
 // dry run. The simulators are reset (all active, logs emptied) before each, so that every run
 // changes every item.
 func (b *bench) batchRuns() ([]*batchRun, error) {
-	s := startBatchSims()
+	s := startBatchSims(batchPerVendor)
 	defer s.close()
 	addrs, err := freePorts(1)
 	if err != nil {
