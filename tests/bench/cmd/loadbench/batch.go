@@ -204,6 +204,9 @@ type batchRun struct {
 	items      int
 	stream     bool // Accept: application/x-ndjson, the lines read as they come
 	dryRun     bool
+	// writeOnly: the items' provider has reads off, so a result says "changed": null
+	// (nothing was read) with the status asked (section 7).
+	writeOnly bool
 	// expectCalls is the upstream calls one item must cause: a read and a write, or a read.
 	expectCalls float64
 
@@ -409,7 +412,9 @@ func (r *batchRun) check(items []batchItem, i int, res *batchResult) {
 		bad = fmt.Sprintf("item %d: id %q provider %q, want %q at %s", i, res.ID, res.Provider, it.id, it.provider)
 	case r.dryRun && (res.WouldChange == nil || !*res.WouldChange || res.Current != "active"):
 		bad = fmt.Sprintf("item %d (%s): dry run: current %q, would_change %v, want active and true", i, it.id, res.Current, ptrText(res.WouldChange))
-	case !r.dryRun && (res.Changed == nil || !*res.Changed || res.Status != "inactive"):
+	case r.writeOnly && (res.Changed != nil || res.Status != "inactive"):
+		bad = fmt.Sprintf("item %d (%s): reads off: status %q, changed %v, want inactive and null", i, it.id, res.Status, ptrText(res.Changed))
+	case !r.dryRun && !r.writeOnly && (res.Changed == nil || !*res.Changed || res.Status != "inactive"):
 		bad = fmt.Sprintf("item %d (%s): status %q, changed %v, want inactive and true", i, it.id, res.Status, ptrText(res.Changed))
 	}
 	if bad != "" {

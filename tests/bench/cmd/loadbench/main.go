@@ -21,7 +21,11 @@
 //  6. batch (batch.go): POST /credentials/status of 10,000 items, 2,500 at each of the four
 //     vendor simulators of tests/vendors, as one JSON answer, streamed (NDJSON) and as a dry run,
 //     and of 2,500 items: time, items per second, upstream calls per item, peak heap and
-//     bytes allocated per item.
+//     bytes allocated per item;
+//  7. protection (protect.go, issues 12 and 13): the Idempotency-Key store's heap over its
+//     max_memory (from the -micro file), the memory bound of batches and the peak RSS growth of
+//     four concurrent maximal batches, a 10,000-item batch at a rate-limited provider against
+//     its floor, and vendor calls per changed item with reads on and off.
 //
 // Every row counts the calls its stubs receive during each round and reports upstream calls
 // per client request, so that a row is seen to measure what it says. More than 0.1% of wrong
@@ -30,7 +34,7 @@
 //
 //	go run ./tests/bench/cmd/loadbench [-workers 8] [-rounds 5] [-round 3s] [-warmup 1s]
 //	                                   [-latency-workers 1] [-micro go-test-bench-output.txt]
-//	                                   [-sections throughput,resolution,breaker,scale,batch]
+//	                                   [-sections throughput,resolution,breaker,scale,batch,protect]
 //
 // -sections runs only the sections named (all by default); the report then holds only theirs.
 package main
@@ -85,7 +89,7 @@ type options struct {
 
 // sectionNames are the sections -sections can name, in the order they run. The micro
 // benchmarks (5.) are not run here: they are read from -micro.
-var sectionNames = []string{"throughput", "resolution", "breaker", "scale", "batch"}
+var sectionNames = []string{"throughput", "resolution", "breaker", "scale", "batch", "protect"}
 
 // parseSections reads -sections: "all", or names of sectionNames separated by commas.
 func parseSections(v string) (map[string]bool, error) {
@@ -276,6 +280,13 @@ func run(o options) error {
 			return err
 		}
 	}
+	var prot *protection
+	if run["protect"] {
+		// 7. Protection, with a config of its own.
+		if prot, err = b.protectRuns(); err != nil {
+			return err
+		}
+	}
 
 	if err := caddy.Stop(); err != nil {
 		return fmt.Errorf("caddy.Stop: %v", err)
@@ -293,6 +304,7 @@ func run(o options) error {
 	r.scale = scale
 	r.micro = micro
 	r.batch = batch
+	r.protect = prot
 	r.elapsed = time.Since(began)
 	r.print(os.Stdout)
 	return nil

@@ -27,6 +27,7 @@ type report struct {
 	scale                       []*row
 	micro                       *microInfo
 	batch                       []*batchRun // 2,500 items, 10,000, 10,000 streamed, 10,000 dry run
+	protect                     *protection
 	elapsed                     time.Duration
 	kv                          []string
 	problems                    []string
@@ -200,6 +201,8 @@ func (r *report) print(w io.Writer) {
 
 	// 6.
 	r.printBatch(w)
+	// 7.
+	r.printProtect(w)
 
 	if len(r.problems) > 0 {
 		fmt.Fprintln(w, "\nWARNING: rows that did not measure what they say:")
@@ -284,6 +287,7 @@ func (r *report) print(w io.Writer) {
 		}
 	}
 	r.addBatch()
+	r.addProtect()
 	r.add("workers", float64(o.workers))
 	r.add("latency_workers", float64(o.latencyWorkers))
 	r.add("rounds", float64(o.rounds))
