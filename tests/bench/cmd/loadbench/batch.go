@@ -64,11 +64,12 @@ func (s *batchSims) vendors() []string {
 	return out
 }
 
-func startBatchSims() *batchSims {
+// startBatchSims starts the simulators, perVendor credentials seeded at each.
+func startBatchSims(perVendor int) *batchSims {
 	s := &batchSims{fixtures: providertest.Fixtures(), sims: map[string]*providertest.Sim{}, ids: map[string][]string{}}
 	for _, f := range s.fixtures {
 		s.sims[f.Name] = f.Start("")
-		ids := make([]string, batchPerVendor)
+		ids := make([]string, perVendor)
 		for n := range ids {
 			ids[n] = f.BulkID(n)
 		}
@@ -203,6 +204,9 @@ type batchRun struct {
 	items      int
 	stream     bool // Accept: application/x-ndjson, the lines read as they come
 	dryRun     bool
+	// writeOnly: the items' provider has reads off, so a result says "changed": null
+	// (nothing was read) with the status asked (section 7).
+	writeOnly bool
 	// expectCalls is the upstream calls one item must cause: a read and a write, or a read.
 	expectCalls float64
 
@@ -244,7 +248,7 @@ func (r *batchRun) wantSummary() map[string]int {
 // dry run. The simulators are reset (all active, logs emptied) before each, so that every run
 // changes every item.
 func (b *bench) batchRuns() ([]*batchRun, error) {
-	s := startBatchSims()
+	s := startBatchSims(batchPerVendor)
 	defer s.close()
 	addrs, err := freePorts(1)
 	if err != nil {
@@ -408,7 +412,9 @@ func (r *batchRun) check(items []batchItem, i int, res *batchResult) {
 		bad = fmt.Sprintf("item %d: id %q provider %q, want %q at %s", i, res.ID, res.Provider, it.id, it.provider)
 	case r.dryRun && (res.WouldChange == nil || !*res.WouldChange || res.Current != "active"):
 		bad = fmt.Sprintf("item %d (%s): dry run: current %q, would_change %v, want active and true", i, it.id, res.Current, ptrText(res.WouldChange))
-	case !r.dryRun && (res.Changed == nil || !*res.Changed || res.Status != "inactive"):
+	case r.writeOnly && (res.Changed != nil || res.Status != "inactive"):
+		bad = fmt.Sprintf("item %d (%s): reads off: status %q, changed %v, want inactive and null", i, it.id, res.Status, ptrText(res.Changed))
+	case !r.dryRun && !r.writeOnly && (res.Changed == nil || !*res.Changed || res.Status != "inactive"):
 		bad = fmt.Sprintf("item %d (%s): status %q, changed %v, want inactive and true", i, it.id, res.Status, ptrText(res.Changed))
 	}
 	if bad != "" {

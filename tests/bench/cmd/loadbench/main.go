@@ -21,7 +21,11 @@
 //  6. batch (batch.go): POST /credentials/status of 10,000 items, 2,500 at each of the four
 //     vendor simulators of tests/vendors, as one JSON answer, streamed (NDJSON) and as a dry run,
 //     and of 2,500 items: time, items per second, upstream calls per item, peak heap and
-//     bytes allocated per item.
+//     bytes allocated per item;
+//  7. protection (protect.go, issues 12 and 13): the Idempotency-Key store's heap over its
+//     max_memory (from the -micro file), the memory bound of batches and the peak RSS growth of
+//     four concurrent maximal batches, a 10,000-item batch at a rate-limited provider against
+//     its floor, and vendor calls per changed item with reads on and off.
 //
 // Every row counts the calls its stubs receive during each round and reports upstream calls
 // per client request, so that a row is seen to measure what it says. More than 0.1% of wrong
@@ -30,6 +34,9 @@
 //
 //	go run ./tests/bench/cmd/loadbench [-workers 8] [-rounds 5] [-round 3s] [-warmup 1s]
 //	                                   [-latency-workers 1] [-micro go-test-bench-output.txt]
+//	                                   [-sections throughput,resolution,breaker,scale,batch,protect]
+//
+// -sections runs only the sections named (all by default); the report then holds only theirs.
 package main
 
 import (
@@ -41,6 +48,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -76,6 +84,30 @@ type options struct {
 	warmup         time.Duration
 	micro          string
 	cpuprofile     string
+	sections       map[string]bool // the sections to run (sectionNames)
+}
+
+// sectionNames are the sections -sections can name, in the order they run. The micro
+// benchmarks (5.) are not run here: they are read from -micro.
+var sectionNames = []string{"throughput", "resolution", "breaker", "scale", "batch", "protect"}
+
+// parseSections reads -sections: "all", or names of sectionNames separated by commas.
+func parseSections(v string) (map[string]bool, error) {
+	out := make(map[string]bool)
+	for _, n := range strings.Split(v, ",") {
+		n = strings.TrimSpace(n)
+		switch {
+		case n == "all":
+			for _, a := range sectionNames {
+				out[a] = true
+			}
+		case slices.Contains(sectionNames, n):
+			out[n] = true
+		default:
+			return nil, fmt.Errorf("-sections: unknown section %q (want all or some of %s)", n, strings.Join(sectionNames, ","))
+		}
+	}
+	return out, nil
 }
 
 func main() {
@@ -87,7 +119,13 @@ func main() {
 	flag.DurationVar(&o.warmup, "warmup", time.Second, "duration of the warm-up round run per row first (discarded)")
 	flag.StringVar(&o.micro, "micro", "", "a file of `go test -bench` output to include in the report")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run (client, Caddy and stubs) to this `file`")
+	sections := flag.String("sections", "all", "the sections to run, separated by commas: all, or some of "+strings.Join(sectionNames, ","))
 	flag.Parse()
+	var err error
+	if o.sections, err = parseSections(*sections); err != nil {
+		fmt.Fprintln(os.Stderr, "loadbench:", err)
+		os.Exit(2)
+	}
 	if o.workers < 1 || o.latencyWorkers < 1 || o.rounds < 1 || o.round <= 0 || o.warmup < 0 || flag.NArg() != 0 {
 		fmt.Fprintln(os.Stderr, "loadbench: -workers, -latency-workers and -rounds must be >= 1, -round > 0, -warmup >= 0, and no arguments")
 		os.Exit(2)
@@ -195,36 +233,59 @@ func run(o options) error {
 		return fmt.Errorf("sanity check before measuring: %v", err)
 	}
 
-	// 1. Throughput and latency.
-	direct, proxy, gw, changing := b.throughputRows(o.workers, "")
-	if err := b.runGroup([]*row{direct, proxy, gw, changing}); err != nil {
-		return err
+	run := o.sections
+	var direct, proxy, gw, changing *row
+	var unloaded []*row
+	if run["throughput"] {
+		// 1. Throughput and latency.
+		direct, proxy, gw, changing = b.throughputRows(o.workers, "")
+		if err := b.runGroup([]*row{direct, proxy, gw, changing}); err != nil {
+			return err
+		}
+		// ... and the same three without load: one request at a time.
+		uDirect, uProxy, uGw, _ := b.throughputRows(o.latencyWorkers, "_unloaded")
+		unloaded = []*row{uDirect, uProxy, uGw}
+		if err := b.runGroup(unloaded); err != nil {
+			return err
+		}
 	}
-	// ... and the same three without load: one request at a time.
-	uDirect, uProxy, uGw, _ := b.throughputRows(o.latencyWorkers, "_unloaded")
-	unloaded := []*row{uDirect, uProxy, uGw}
-	if err := b.runGroup(unloaded); err != nil {
-		return err
+	var cached, single, probe *row
+	if run["resolution"] {
+		// 2. Resolution.
+		cached, single, probe = b.resolutionRows()
+		if err := b.runGroup([]*row{cached, single, probe}); err != nil {
+			return err
+		}
 	}
-	// 2. Resolution.
-	cached, single, probe := b.resolutionRows()
-	if err := b.runGroup([]*row{cached, single, probe}); err != nil {
-		return err
+	var brk, brkLoaded *row
+	var tripCalls int64
+	if run["breaker"] {
+		// 3. Breaker fast-fail.
+		if brk, brkLoaded, tripCalls, err = b.breakerRows(); err != nil {
+			return err
+		}
 	}
-	// 3. Breaker fast-fail.
-	brk, brkLoaded, tripCalls, err := b.breakerRows()
-	if err != nil {
-		return err
+	var scale []*row
+	if run["scale"] {
+		// 4. Scale.
+		scale = []*row{b.scaleRow(1), b.scaleRow(4), b.scaleRow(16)}
+		if err := b.runGroup(scale); err != nil {
+			return err
+		}
 	}
-	// 4. Scale.
-	scale := []*row{b.scaleRow(1), b.scaleRow(4), b.scaleRow(16)}
-	if err := b.runGroup(scale); err != nil {
-		return err
+	var batch []*batchRun
+	if run["batch"] {
+		// 6. Batch, with a config of its own.
+		if batch, err = b.batchRuns(); err != nil {
+			return err
+		}
 	}
-	// 6. Batch, with a config of its own.
-	batch, err := b.batchRuns()
-	if err != nil {
-		return err
+	var prot *protection
+	if run["protect"] {
+		// 7. Protection, with a config of its own.
+		if prot, err = b.protectRuns(); err != nil {
+			return err
+		}
 	}
 
 	if err := caddy.Stop(); err != nil {
@@ -243,6 +304,7 @@ func run(o options) error {
 	r.scale = scale
 	r.micro = micro
 	r.batch = batch
+	r.protect = prot
 	r.elapsed = time.Since(began)
 	r.print(os.Stdout)
 	return nil

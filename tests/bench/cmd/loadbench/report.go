@@ -27,6 +27,7 @@ type report struct {
 	scale                       []*row
 	micro                       *microInfo
 	batch                       []*batchRun // 2,500 items, 10,000, 10,000 streamed, 10,000 dry run
+	protect                     *protection
 	elapsed                     time.Duration
 	kv                          []string
 	problems                    []string
@@ -90,75 +91,90 @@ func (r *report) print(w io.Writer) {
 	fmt.Fprintln(w, "  columns        calls/req: upstream calls the stubs received per client request (expect: what the row must cause; ! = it did not)")
 	fmt.Fprintln(w, "  note           a shared machine: figures are noisy; compare rows of one run, not runs")
 
-	// 1.
-	r.head(w, fmt.Sprintf("1. Throughput and latency: %d workers, one upstream GET per request (changing: GET + PUT)", o.workers))
-	for _, x := range []*row{r.direct, r.proxy, r.gw, r.changing} {
-		r.line(w, x)
-	}
-	ratio := r.gw.medRPS() / r.proxy.medRPS()
-	loadedOverhead := r.gw.medP50() - r.direct.medP50()
-	loadedProxyOverhead := r.proxy.medP50() - r.direct.medP50()
-	fmt.Fprintf(w, "  gateway / reverse_proxy throughput: %.3f (target >= 0.9, aiming >= 1.0)\n", ratio)
-	fmt.Fprintf(w, "  loaded: gateway p50 - direct p50 %.1f us; reverse_proxy p50 - direct p50 %.1f us\n", loadedOverhead, loadedProxyOverhead)
-	fmt.Fprintf(w, "  (with %d workers in flight a p50 is mostly queueing, about workers / rps, so the gateway's own\n", o.workers)
-	fmt.Fprintln(w, "  cost is read without load: gateway_p50_overhead_us is the unloaded difference below)")
-	fmt.Fprintf(w, "  the same without load (%d worker(s), one request at a time, same rounds logic):\n", o.latencyWorkers)
-	for _, x := range r.unloaded {
-		r.line(w, x)
-	}
-	uOverhead := r.unloaded[2].medP50() - r.unloaded[0].medP50()
-	uProxyOverhead := r.unloaded[1].medP50() - r.unloaded[0].medP50()
-	fmt.Fprintf(w, "  unloaded: gateway p50 - direct p50 %.1f us (gateway_p50_overhead_us, target <= 100); reverse_proxy p50 - direct p50 %.1f us\n", uOverhead, uProxyOverhead)
-
-	// 2.
-	r.head(w, fmt.Sprintf("2. Resolution: GET /credentials/{id}/status, %d worker(s) (one request at a time: latency without queueing)", o.latencyWorkers))
-	for _, x := range []*row{r.cached, r.single, r.probe} {
-		r.line(w, x)
-	}
-	slower := float64(max(probeFastDelay, probeSlowDelay)) / float64(time.Millisecond)
-	sum := float64(probeFastDelay+probeSlowDelay) / float64(time.Millisecond)
-	probeMS := r.probe.medP50() / 1000
-	gapMS, slowMS, fastMS, pairs := probeTiming(r.probeFast, r.probeSlow)
-	// The stubs sleep their delay, and a sleep overshoots (Go's timers on Linux: up to about
-	// a millisecond), so the verdict compares the probe with what the candidates really took,
-	// and checks that the two calls of a probe started together.
-	slowerReal, sumReal := max(slowMS, fastMS), slowMS+fastMS
-	verdictKV := "max"
-	if math.Abs(probeMS-sumReal) < math.Abs(probeMS-slowerReal) || !(gapMS < float64(probeFastDelay)/float64(time.Millisecond)/2) {
-		verdictKV = "sum"
-	}
-	fmt.Fprintf(w, "  cached: an LRU hit; single: a fresh ID each request, one provider's pattern matches, read, remembered (cache_size default)\n")
-	fmt.Fprintf(w, "  probe: two digicert providers match every ID: one (2 ms stub) owns it, the other (6 ms stub) answers 404\n")
-	fmt.Fprintf(w, "  probe p50 %.2f ms; slower candidate %.0f ms, sum %.0f ms as configured; as the stubs measured their own answers\n", probeMS, slower, sum)
-	fmt.Fprintf(w, "  (sleep overshoot included): 2 ms stub %.2f ms, 6 ms stub %.2f ms, so slower %.2f ms, sum %.2f ms\n", fastMS, slowMS, slowerReal, sumReal)
-	fmt.Fprintf(w, "  the two calls of a probe started a median %.3f ms apart (%d probes; one after the other would be >= 2 ms)\n", gapMS, pairs)
-	if verdictKV == "max" {
-		fmt.Fprintf(w, "  -> probe latency is the MAX of the candidates' (the slower one's + %.2f ms), not the sum\n", probeMS-slowerReal)
-	} else {
-		fmt.Fprintf(w, "  -> probe latency looks like the SUM of the candidates': they are not asked at once\n")
-	}
-
-	// 3.
-	r.head(w, fmt.Sprintf("3. Breaker fast-fail: GET to a provider whose breaker is open (failures 1, open_for 1h): one round unloaded (%d worker(s)), one with %d workers", o.latencyWorkers, o.workers))
-	r.line(w, r.breaker)
-	r.line(w, r.breakerLoaded)
-	brkCalls := r.breaker.rounds[0].calls + r.breakerLoaded.rounds[0].calls
-	fmt.Fprintf(w, "  the breaker opened after %d upstream call(s) (a 500); upstream calls during the two rounds: %d (must be 0)\n", r.tripCalls, brkCalls)
-	fmt.Fprintf(w, "  breaker_open_p99_us is the unloaded round's p99 (target <= 1 ms); breaker_open_loaded_p99_us the loaded one's\n")
-
-	// 4.
-	r.head(w, fmt.Sprintf("4. Scale: gateway PUT of a cached ID, %d workers, N digicert providers on one stub with disjoint id_patterns", o.workers))
-	for _, x := range r.scale {
-		r.line(w, x)
-	}
-	s1, s16 := r.scale[0].medRPS(), r.scale[2].medRPS()
-	fmt.Fprintf(w, "  16 providers / 1 provider throughput: %.3f (must not fall as providers grow)\n", s16/s1)
-	if b := r.micro.find("BenchmarkCacheEntryMemory"); b != nil {
-		if v, ok := b.value("B/entry"); ok {
-			fmt.Fprintf(w, "  bytes per cached ID-to-provider entry (BenchmarkCacheEntryMemory): %.1f (target <= 200)\n", v)
+	// Each section is printed when it ran (-sections).
+	var ratio, loadedOverhead, loadedProxyOverhead, uOverhead, uProxyOverhead float64
+	if r.direct != nil {
+		// 1.
+		r.head(w, fmt.Sprintf("1. Throughput and latency: %d workers, one upstream GET per request (changing: GET + PUT)", o.workers))
+		for _, x := range []*row{r.direct, r.proxy, r.gw, r.changing} {
+			r.line(w, x)
 		}
-	} else {
-		fmt.Fprintln(w, "  bytes per cached entry: BenchmarkCacheEntryMemory not in the micro benchmarks")
+		ratio = r.gw.medRPS() / r.proxy.medRPS()
+		loadedOverhead = r.gw.medP50() - r.direct.medP50()
+		loadedProxyOverhead = r.proxy.medP50() - r.direct.medP50()
+		fmt.Fprintf(w, "  gateway / reverse_proxy throughput: %.3f (target >= 0.9, aiming >= 1.0)\n", ratio)
+		fmt.Fprintf(w, "  loaded: gateway p50 - direct p50 %.1f us; reverse_proxy p50 - direct p50 %.1f us\n", loadedOverhead, loadedProxyOverhead)
+		fmt.Fprintf(w, "  (with %d workers in flight a p50 is mostly queueing, about workers / rps, so the gateway's own\n", o.workers)
+		fmt.Fprintln(w, "  cost is read without load: gateway_p50_overhead_us is the unloaded difference below)")
+		fmt.Fprintf(w, "  the same without load (%d worker(s), one request at a time, same rounds logic):\n", o.latencyWorkers)
+		for _, x := range r.unloaded {
+			r.line(w, x)
+		}
+		uOverhead = r.unloaded[2].medP50() - r.unloaded[0].medP50()
+		uProxyOverhead = r.unloaded[1].medP50() - r.unloaded[0].medP50()
+		fmt.Fprintf(w, "  unloaded: gateway p50 - direct p50 %.1f us (gateway_p50_overhead_us, target <= 100); reverse_proxy p50 - direct p50 %.1f us\n", uOverhead, uProxyOverhead)
+	}
+
+	var probeMS, slower, sum, gapMS, slowerReal, sumReal float64
+	verdictKV := ""
+	if r.cached != nil {
+		// 2.
+		r.head(w, fmt.Sprintf("2. Resolution: GET /credentials/{id}/status, %d worker(s) (one request at a time: latency without queueing)", o.latencyWorkers))
+		for _, x := range []*row{r.cached, r.single, r.probe} {
+			r.line(w, x)
+		}
+		slower = float64(max(probeFastDelay, probeSlowDelay)) / float64(time.Millisecond)
+		sum = float64(probeFastDelay+probeSlowDelay) / float64(time.Millisecond)
+		probeMS = r.probe.medP50() / 1000
+		var slowMS, fastMS float64
+		var pairs int
+		gapMS, slowMS, fastMS, pairs = probeTiming(r.probeFast, r.probeSlow)
+		// The stubs sleep their delay, and a sleep overshoots (Go's timers on Linux: up to about
+		// a millisecond), so the verdict compares the probe with what the candidates really took,
+		// and checks that the two calls of a probe started together.
+		slowerReal, sumReal = max(slowMS, fastMS), slowMS+fastMS
+		verdictKV = "max"
+		if math.Abs(probeMS-sumReal) < math.Abs(probeMS-slowerReal) || !(gapMS < float64(probeFastDelay)/float64(time.Millisecond)/2) {
+			verdictKV = "sum"
+		}
+		fmt.Fprintf(w, "  cached: an LRU hit; single: a fresh ID each request, one provider's pattern matches, read, remembered (cache_size default)\n")
+		fmt.Fprintf(w, "  probe: two digicert providers match every ID: one (2 ms stub) owns it, the other (6 ms stub) answers 404\n")
+		fmt.Fprintf(w, "  probe p50 %.2f ms; slower candidate %.0f ms, sum %.0f ms as configured; as the stubs measured their own answers\n", probeMS, slower, sum)
+		fmt.Fprintf(w, "  (sleep overshoot included): 2 ms stub %.2f ms, 6 ms stub %.2f ms, so slower %.2f ms, sum %.2f ms\n", fastMS, slowMS, slowerReal, sumReal)
+		fmt.Fprintf(w, "  the two calls of a probe started a median %.3f ms apart (%d probes; one after the other would be >= 2 ms)\n", gapMS, pairs)
+		if verdictKV == "max" {
+			fmt.Fprintf(w, "  -> probe latency is the MAX of the candidates' (the slower one's + %.2f ms), not the sum\n", probeMS-slowerReal)
+		} else {
+			fmt.Fprintf(w, "  -> probe latency looks like the SUM of the candidates': they are not asked at once\n")
+		}
+	}
+
+	var brkCalls int64
+	if r.breaker != nil {
+		// 3.
+		r.head(w, fmt.Sprintf("3. Breaker fast-fail: GET to a provider whose breaker is open (failures 1, open_for 1h): one round unloaded (%d worker(s)), one with %d workers", o.latencyWorkers, o.workers))
+		r.line(w, r.breaker)
+		r.line(w, r.breakerLoaded)
+		brkCalls = r.breaker.rounds[0].calls + r.breakerLoaded.rounds[0].calls
+		fmt.Fprintf(w, "  the breaker opened after %d upstream call(s) (a 500); upstream calls during the two rounds: %d (must be 0)\n", r.tripCalls, brkCalls)
+		fmt.Fprintf(w, "  breaker_open_p99_us is the unloaded round's p99 (target <= 1 ms); breaker_open_loaded_p99_us the loaded one's\n")
+	}
+
+	if r.scale != nil {
+		// 4.
+		r.head(w, fmt.Sprintf("4. Scale: gateway PUT of a cached ID, %d workers, N digicert providers on one stub with disjoint id_patterns", o.workers))
+		for _, x := range r.scale {
+			r.line(w, x)
+		}
+		s1, s16 := r.scale[0].medRPS(), r.scale[2].medRPS()
+		fmt.Fprintf(w, "  16 providers / 1 provider throughput: %.3f (must not fall as providers grow)\n", s16/s1)
+		if b := r.micro.find("BenchmarkCacheEntryMemory"); b != nil {
+			if v, ok := b.value("B/entry"); ok {
+				fmt.Fprintf(w, "  bytes per cached ID-to-provider entry (BenchmarkCacheEntryMemory): %.1f (target <= 200)\n", v)
+			}
+		} else {
+			fmt.Fprintln(w, "  bytes per cached entry: BenchmarkCacheEntryMemory not in the micro benchmarks")
+		}
 	}
 
 	// 5.
@@ -185,6 +201,8 @@ func (r *report) print(w io.Writer) {
 
 	// 6.
 	r.printBatch(w)
+	// 7.
+	r.printProtect(w)
 
 	if len(r.problems) > 0 {
 		fmt.Fprintln(w, "\nWARNING: rows that did not measure what they say:")
@@ -195,41 +213,55 @@ func (r *report) print(w io.Writer) {
 	fmt.Fprintf(w, "\nload benchmark time: %v\n", r.elapsed.Round(time.Second))
 
 	// The name=value block.
-	for _, x := range append([]*row{r.direct, r.proxy, r.gw}, r.unloaded...) {
-		r.add(x.key+"_rps", x.medRPS())
-		r.add(x.key+"_p50_us", x.medP50())
-		r.add(x.key+"_p99_us", x.medP99())
+	if r.direct != nil {
+		for _, x := range append([]*row{r.direct, r.proxy, r.gw}, r.unloaded...) {
+			r.add(x.key+"_rps", x.medRPS())
+			r.add(x.key+"_p50_us", x.medP50())
+			r.add(x.key+"_p99_us", x.medP99())
+		}
+		r.add("gateway_changing_rps", r.changing.medRPS())
+		r.add("gateway_changing_p50_us", r.changing.medP50())
+		r.add("gateway_changing_p99_us", r.changing.medP99())
+		r.add("ratio_gateway_over_reverse_proxy", ratio)
+		r.add("gateway_p50_overhead_us", uOverhead)
+		r.add("reverse_proxy_p50_overhead_us", uProxyOverhead)
+		r.add("gateway_p50_overhead_loaded_us", loadedOverhead)
+		r.add("reverse_proxy_p50_overhead_loaded_us", loadedProxyOverhead)
 	}
-	r.add("gateway_changing_rps", r.changing.medRPS())
-	r.add("gateway_changing_p50_us", r.changing.medP50())
-	r.add("gateway_changing_p99_us", r.changing.medP99())
-	r.add("ratio_gateway_over_reverse_proxy", ratio)
-	r.add("gateway_p50_overhead_us", uOverhead)
-	r.add("reverse_proxy_p50_overhead_us", uProxyOverhead)
-	r.add("gateway_p50_overhead_loaded_us", loadedOverhead)
-	r.add("reverse_proxy_p50_overhead_loaded_us", loadedProxyOverhead)
-	r.add("resolve_cached_p50_us", r.cached.medP50())
-	r.add("resolve_cached_p99_us", r.cached.medP99())
-	r.add("resolve_single_p50_us", r.single.medP50())
-	r.add("resolve_single_p99_us", r.single.medP99())
-	r.add("probe_p50_ms", probeMS)
-	r.add("probe_p99_ms", r.probe.medP99()/1000)
-	r.add("probe_slower_candidate_ms", slower)
-	r.add("probe_sum_ms", sum)
-	r.add("probe_latency_is", verdictKV)
-	r.add("probe_start_gap_ms", gapMS)
-	r.add("probe_slower_candidate_measured_ms", slowerReal)
-	r.add("probe_sum_measured_ms", sumReal)
-	r.add("breaker_open_p50_us", r.breaker.medP50())
-	r.add("breaker_open_p99_us", r.breaker.medP99())
-	r.add("breaker_open_loaded_rps", r.breakerLoaded.medRPS())
-	r.add("breaker_open_loaded_p50_us", r.breakerLoaded.medP50())
-	r.add("breaker_open_loaded_p99_us", r.breakerLoaded.medP99())
-	r.add("breaker_open_upstream_calls", float64(brkCalls))
+	if r.cached != nil {
+		r.add("resolve_cached_p50_us", r.cached.medP50())
+		r.add("resolve_cached_p99_us", r.cached.medP99())
+		r.add("resolve_single_p50_us", r.single.medP50())
+		r.add("resolve_single_p99_us", r.single.medP99())
+		r.add("probe_p50_ms", probeMS)
+		r.add("probe_p99_ms", r.probe.medP99()/1000)
+		r.add("probe_slower_candidate_ms", slower)
+		r.add("probe_sum_ms", sum)
+		r.add("probe_latency_is", verdictKV)
+		r.add("probe_start_gap_ms", gapMS)
+		r.add("probe_slower_candidate_measured_ms", slowerReal)
+		r.add("probe_sum_measured_ms", sumReal)
+	}
+	if r.breaker != nil {
+		r.add("breaker_open_p50_us", r.breaker.medP50())
+		r.add("breaker_open_p99_us", r.breaker.medP99())
+		r.add("breaker_open_loaded_rps", r.breakerLoaded.medRPS())
+		r.add("breaker_open_loaded_p50_us", r.breakerLoaded.medP50())
+		r.add("breaker_open_loaded_p99_us", r.breakerLoaded.medP99())
+		r.add("breaker_open_upstream_calls", float64(brkCalls))
+	}
 	for _, x := range r.scale {
 		r.add(x.key, x.medRPS())
 	}
-	for _, x := range []*row{r.direct, r.proxy, r.gw, r.changing, r.unloaded[0], r.unloaded[1], r.unloaded[2], r.cached, r.single, r.probe, r.scale[0], r.scale[1], r.scale[2]} {
+	var callRows []*row
+	if r.direct != nil {
+		callRows = append(callRows, r.direct, r.proxy, r.gw, r.changing, r.unloaded[0], r.unloaded[1], r.unloaded[2])
+	}
+	if r.cached != nil {
+		callRows = append(callRows, r.cached, r.single, r.probe)
+	}
+	callRows = append(callRows, r.scale...)
+	for _, x := range callRows {
 		k := x.key
 		if strings.HasPrefix(k, "gateway_rps_") {
 			k = "scale_" + strings.TrimPrefix(k, "gateway_rps_")
@@ -255,6 +287,7 @@ func (r *report) print(w io.Writer) {
 		}
 	}
 	r.addBatch()
+	r.addProtect()
 	r.add("workers", float64(o.workers))
 	r.add("latency_workers", float64(o.latencyWorkers))
 	r.add("rounds", float64(o.rounds))
