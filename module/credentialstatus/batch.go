@@ -75,7 +75,7 @@ func parseBatch(body []byte, maxItems int) (*batchRequest, *Problem) {
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
 		return bad("the body must be a JSON object")
 	}
-	var raws []json.RawMessage
+	var raws [][]byte
 	var reason *string
 	b := &batchRequest{}
 	seen := map[string]bool{}
@@ -99,11 +99,13 @@ func parseBatch(body []byte, maxItems int) (*batchRequest, *Problem) {
 					p := newProblem(probTooLarge, fmt.Sprintf("a batch holds at most %d items (max_batch)", maxItems))
 					return nil, p
 				}
-				var raw json.RawMessage
-				if err := dec.Decode(&raw); err != nil {
+				// The item's bytes are a slice of the body, not a copy: the decoder only
+				// checks them (skipValue), and parseBatch keeps nothing of the body.
+				start := dec.InputOffset()
+				if err := dec.Decode(new(skipValue)); err != nil {
 					return bad(jsonError(err))
 				}
-				raws = append(raws, raw)
+				raws = append(raws, bytes.TrimLeft(body[start:dec.InputOffset()], ", \t\r\n"))
 			}
 			if _, err := dec.Token(); err != nil {
 				return bad(jsonError(err))
@@ -173,6 +175,12 @@ func parseBatch(body []byte, maxItems int) (*batchRequest, *Problem) {
 	}
 	return b, nil
 }
+
+// skipValue is a JSON value the decoder checks and drops.
+type skipValue struct{}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (*skipValue) UnmarshalJSON([]byte) error { return nil }
 
 // jsonError words a decoder's error without Go's type names.
 func jsonError(err error) string {
