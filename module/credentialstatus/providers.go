@@ -92,7 +92,7 @@ func adapterNames() []string {
 var handlerOptions = []string{
 	"cache_size", "cache_ttl", "negative_ttl", "max_body", "max_batch", "max_batches", "provider",
 	"idempotency_ttl", "idempotency_storage", "idempotency_max_keys", "idempotency_max_memory",
-	"caller", "caller_groups", "policy",
+	"caller", "caller_groups", "policy", "shared_state",
 }
 
 // patternError describes a bad id_pattern in the user's own words: the pattern as written, what
