@@ -36,6 +36,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		max_batches  <n>
 //		idempotency_ttl      <duration>
 //		idempotency_storage  memory|caddy|shared_state
+//		idempotency_lease    <duration>
 //		idempotency_max_keys <n>
 //		shared_state redis {
 //			address     <host:port>   # repeat for a Redis Cluster

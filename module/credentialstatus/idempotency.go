@@ -34,6 +34,10 @@ type IdempotencyOptions struct {
 	// configured storage, shared by every instance that uses the same storage) or
 	// "shared_state" (the handler's shared_state: Redis).
 	IdempotencyStorage string `json:"idempotency_storage,omitempty"`
+	// How long a key stays reserved when its request never ends (an instance killed while it
+	// ran): a repeat meanwhile answers 409, after it the key runs again. Default 5m, longer
+	// than any request runs.
+	IdempotencyLease caddy.Duration `json:"idempotency_lease,omitempty"`
 	// How many keys the memory store holds at most. Default 100000.
 	IdempotencyMaxKeys int `json:"idempotency_max_keys,omitempty"`
 	// How much heap the memory store takes at most, answers and bookkeeping, in bytes. Default
@@ -47,6 +51,7 @@ type IdempotencyOptions struct {
 //
 //	idempotency_ttl      <duration>
 //	idempotency_storage  memory|caddy|shared_state
+//	idempotency_lease    <duration>
 //	idempotency_max_keys <n>
 //	idempotency_max_memory <size>
 func (o *IdempotencyOptions) unmarshalIdempotencyOption(d *caddyfile.Dispenser) (bool, error) {
@@ -61,6 +66,8 @@ func (o *IdempotencyOptions) unmarshalIdempotencyOption(d *caddyfile.Dispenser) 
 			return true, d.Errf("idempotency_storage: want memory, caddy or shared_state, not %q", s)
 		}
 		return true, nil
+	case "idempotency_lease":
+		return true, provider.ParseDuration(d, &o.IdempotencyLease)
 	case "idempotency_max_keys":
 		return true, provider.ParseInt(d, &o.IdempotencyMaxKeys)
 	case "idempotency_max_memory":
@@ -81,6 +88,9 @@ func (o *IdempotencyOptions) validateIdempotency() error {
 	case "", idemStorageMemory, idemStorageCaddy, idemStorageShared:
 	default:
 		return fmt.Errorf("idempotency_storage: want memory, caddy or shared_state, not %q", o.IdempotencyStorage)
+	}
+	if o.IdempotencyLease < 0 {
+		return fmt.Errorf("idempotency_lease must be positive")
 	}
 	if o.IdempotencyTTL < 0 {
 		return fmt.Errorf("idempotency_ttl must be positive")
@@ -108,6 +118,9 @@ func (o *IdempotencyOptions) provisionIdempotency(ctx caddy.Context, logger *zap
 		MaxKeys:   o.IdempotencyMaxKeys,
 		MaxMemory: o.IdempotencyMaxMemory,
 		Lease:     idempotency.DefaultLease,
+	}
+	if o.IdempotencyLease > 0 {
+		cfg.Lease = time.Duration(o.IdempotencyLease)
 	}
 	if cfg.MaxMemory == 0 {
 		cfg.MaxMemory = idempotency.DefaultMaxMemory

@@ -91,7 +91,7 @@ func adapterNames() []string {
 // message. TestHandlerOptionsListed keeps it equal to the cases of the parsers.
 var handlerOptions = []string{
 	"cache_size", "cache_ttl", "negative_ttl", "max_body", "max_batch", "max_batches", "provider",
-	"idempotency_ttl", "idempotency_storage", "idempotency_max_keys", "idempotency_max_memory",
+	"idempotency_ttl", "idempotency_lease", "idempotency_storage", "idempotency_max_keys", "idempotency_max_memory",
 	"caller", "caller_groups", "policy", "shared_state",
 }
 

@@ -204,7 +204,7 @@ func (r *redisBreakerStore) GetData(name string) ([]byte, error) {
 	defer cancel()
 	data, err := r.conn.Client.Get(ctx, r.key(name)).Bytes()
 	if errors.Is(err, redis.Nil) {
-		return json.Marshal(gobreaker.SharedState{Buckets: []gobreaker.Counts{}})
+		return json.Marshal(gobreaker.SharedState{Buckets: make([]gobreaker.Counts, 1)}) // one bucket, as a new breaker has
 	}
 	if err != nil {
 		return nil, r.conn.Failed(err)
