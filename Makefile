@@ -1,6 +1,7 @@
 # credgate: build, run and test. `make` (or `make help`) lists the targets.
 # Needs GNU make, bash and Go; `make test` also curl (tests/docs runs the documented examples)
-# and promtool (Debian's prometheus package, which it installs with apt-get when run as root).
+# and promtool and redis-server (Debian's prometheus and redis-server packages, which it
+# installs with apt-get when run as root; the tests start and stop redis-server themselves).
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -85,6 +86,15 @@ test: # formatting, vet, race tests, vet of tools/
 		else \
 			echo 'make test: promtool is missing (tests/monitoring runs promtool test rules); install it:' >&2; \
 			echo '    sudo apt-get update && sudo apt-get install -y prometheus' >&2; exit 1; \
+		fi; \
+	fi
+	@if ! command -v redis-server >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo '==> installing redis-server (Debian package redis-server) for the shared state tests'; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+		else \
+			echo 'make test: redis-server is missing (tests/fleet runs gateways that share a real Redis); install it:' >&2; \
+			echo '    sudo apt-get update && sudo apt-get install -y redis-server' >&2; exit 1; \
 		fi; \
 	fi
 	@echo '==> gofmt'

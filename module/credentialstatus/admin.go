@@ -127,6 +127,10 @@ func (a *adminAPI) serveBreaker(w http.ResponseWriter, r *http.Request, name str
 		}
 	}
 	var prev *forcedState
+	since := time.Now()
+	if err := shareHold(r.Context(), name, holdState(word), word == "auto", since); err != nil {
+		return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: err}
+	}
 	switch word {
 	case "open":
 		prev = setForced(name, gobreaker.StateOpen, false)
@@ -302,7 +306,7 @@ func merge(bs []*breaker) providerStatus {
 	var auto gobreaker.State // gobreaker's, the worst of them
 	var lastFailure, openedAt int64
 	for i, b := range bs {
-		s := b.cb.State()
+		s := b.state()
 		if i == 0 || breakerGauge(s) > breakerGauge(auto) {
 			auto = s
 		}

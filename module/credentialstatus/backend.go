@@ -35,6 +35,9 @@ type backend struct {
 	// limiter is the provider's rate budget (rate, burst): every call takes a token. Nil when
 	// the provider has no rate.
 	limiter *rate.Limiter
+	// shared is the provider's budget shared by a fleet (shared_state), which limiter stands
+	// in for while Redis cannot be reached. Nil without shared_state or rate.
+	shared *sharedBudget
 	// slots bound the batches' calls to the provider to max_concurrent at once, shared fairly
 	// between the batches that wait for them.
 	slots *fairSlots
@@ -89,6 +92,14 @@ func (b *backend) enter(ctx context.Context, run *batchRun, st *callState) (rele
 		release = b.slots.release
 	}
 	if b.limiter == nil {
+		return release, nil
+	}
+	if handled, err := b.sharedTake(ctx, run != nil, min(maxBudgetWait, b.s.timeout)); handled {
+		if err != nil {
+			release()
+			return nil, err
+		}
+		st.prepaid.Add(1)
 		return release, nil
 	}
 	if run != nil {
@@ -178,7 +189,11 @@ type observingTransport struct {
 func (o *observingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	st, _ := req.Context().Value(callStateKey{}).(*callState)
 	if lim := o.b.limiter; lim != nil && (st == nil || st.prepaid.Add(-1) < 0) {
-		if err := lim.Wait(req.Context()); err != nil {
+		if handled, err := o.b.sharedTake(req.Context(), true, 0); handled {
+			if err != nil {
+				return nil, err
+			}
+		} else if err := lim.Wait(req.Context()); err != nil {
 			if req.Context().Err() != nil {
 				return nil, err
 			}

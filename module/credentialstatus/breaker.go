@@ -32,6 +32,11 @@ type breaker struct {
 
 	// force is the operator's forced state of every breaker of this provider name.
 	force *forceCell
+	// settings are cb's, for the shared breaker made with the same.
+	settings gobreaker.Settings
+	// shared is the breaker a fleet shares (shared_state), which cb stands in for while
+	// Redis cannot be reached. Nil without shared_state.
+	shared *sharedBreaker
 
 	// Counts of the breaker's whole life. gobreaker's own counts start again at every state
 	// change (a generation); these go on, so that an operator sees what the provider did.
@@ -53,7 +58,7 @@ func breakerKey(name, adapter string, s settings) string {
 func newBreaker(name, adapter string, s settings, logger *zap.Logger) *breaker {
 	b := &breaker{name: name, adapter: adapter, openFor: s.openFor, seq: breakerSeq.Add(1), force: forceFor(name)}
 	failures := uint32(s.failures)
-	b.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+	b.settings = gobreaker.Settings{
 		Name:        name,
 		MaxRequests: uint32(s.halfOpen),
 		Timeout:     s.openFor,
@@ -69,7 +74,8 @@ func newBreaker(name, adapter string, s settings, logger *zap.Logger) *breaker {
 		},
 		IsSuccessful: func(err error) bool { return !countsAsFailure(err) },
 		IsExcluded:   excludedFromBreaker,
-	})
+	}
+	b.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](b.settings)
 	return b
 }
 
@@ -127,6 +133,16 @@ func (b *breaker) allow() (func(error), error) {
 		b.requests.Add(1)
 		return nil, nil // past gobreaker: finish counts the answer in our counts only
 	}
+	if b.shared != nil {
+		if done, err, handled := b.shared.allow(b); handled {
+			if err != nil {
+				b.rejected.Add(1)
+				return nil, err
+			}
+			b.requests.Add(1)
+			return done, nil
+		}
+	}
 	done, err := b.cb.Allow()
 	if err == nil {
 		b.requests.Add(1)
@@ -167,8 +183,18 @@ func (b *breaker) record(err error) {
 	}
 }
 
-// state returns the breaker's state.
-func (b *breaker) state() gobreaker.State { return b.cb.State() }
+// state returns the breaker's state: the fleet's when it shares one and Redis answers.
+func (b *breaker) state() gobreaker.State {
+	if b.shared != nil {
+		if st, expiry, ok := b.shared.state(); ok {
+			if st == gobreaker.StateOpen {
+				b.openedAt.Store(expiry.Add(-b.openFor).UnixNano())
+			}
+			return st
+		}
+	}
+	return b.cb.State()
+}
 
 // effectiveState returns the state the breaker acts on, and whether an operator forced it:
 // the forced state when there is one, gobreaker's otherwise.
@@ -176,7 +202,7 @@ func (b *breaker) effectiveState() (gobreaker.State, bool) {
 	if f := b.force.load(); f != nil {
 		return f.state, true
 	}
-	return b.cb.State(), false
+	return b.state(), false
 }
 
 // forcedState is an operator's hold on a provider's breaker.

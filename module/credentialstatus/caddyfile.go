@@ -35,8 +35,18 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		max_batch    <n>
 //		max_batches  <n>
 //		idempotency_ttl      <duration>
-//		idempotency_storage  memory|caddy
+//		idempotency_storage  memory|caddy|shared_state
+//		idempotency_lease    <duration>
 //		idempotency_max_keys <n>
+//		shared_state redis {
+//			address     <host:port>   # repeat for a Redis Cluster
+//			username    <user>
+//			password    <password>
+//			db          <n>
+//			key_prefix  <prefix>
+//			tls
+//			tls_ca_file <path>
+//		}
 //
 //		provider <name> <adapter> {
 //			base_url   <url>
@@ -80,6 +90,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = provider.ParseInt(d, &h.MaxBatches)
 		case "provider":
 			err = h.unmarshalProvider(d)
+		case "shared_state":
+			err = h.unmarshalSharedState(d)
 		default:
 			var ok bool
 			if ok, err = h.unmarshalIdempotencyOption(d); !ok {

@@ -63,6 +63,11 @@ type Handler struct {
 	IdempotencyOptions
 	AuthorizationOptions
 
+	// Where several instances behind a load balancer share their breakers, rate budgets,
+	// operators' holds and (with idempotency_storage shared_state) Idempotency-Keys. Without
+	// it each instance keeps its own, in memory.
+	SharedState *SharedStateConfig `json:"shared_state,omitempty"`
+
 	// The providers, by name. Each is an adapter module of the namespace
 	// http.credential_status.providers, named by its "adapter" field.
 	ProvidersRaw map[string]json.RawMessage `json:"providers,omitempty" caddy:"namespace=http.credential_status.providers inline_key=adapter"`
@@ -78,6 +83,7 @@ type Handler struct {
 	auditLog *zap.Logger
 	idem     *idempotency.Store
 	authz    *authorizer
+	shared   *sharedState // nil without shared_state
 	// idemScope scopes Idempotency-Keys to the handler's providers: two handlers of one
 	// process (or of one shared storage) with other providers never share a key, while the
 	// instances of one config behind a load balancer do.
@@ -138,6 +144,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	if h.shared, err = h.provisionShared(ctx); err != nil {
+		return fmt.Errorf("credential_status: %v", err)
+	}
 	h.backends = make(map[string]*backend, len(h.ProvidersRaw))
 	for name, mod := range mods {
 		b, err := h.provisionBackend(name, mod)
@@ -159,7 +168,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.logger.Warn("no policy: every caller may read and change every credential at every provider; add a policy block to credential_status")
 	}
 
-	idem, idemKey, err := h.provisionIdempotency(ctx, h.logger)
+	idem, idemKey, err := h.provisionIdempotency(ctx, h.logger, h.shared)
 	if err != nil {
 		return fmt.Errorf("credential_status: %v", err)
 	}
@@ -210,6 +219,13 @@ func (h *Handler) provisionBackend(name string, mod any) (*backend, error) {
 	if s.rate > 0 {
 		b.limiter = rate.NewLimiter(s.rate, s.burst)
 	}
+	key := breakerKey(name, adapter, s)
+	if h.shared != nil {
+		key += "|" + h.shared.key
+		if s.rate > 0 {
+			b.shared = newSharedBudget(h.shared.conn, b, key)
+		}
+	}
 	b.observer = &observingTransport{next: transport, b: b}
 	up := &provider.Upstream{
 		Transport:   b.observer,
@@ -223,9 +239,12 @@ func (h *Handler) provisionBackend(name string, mod any) (*backend, error) {
 		transport.CloseIdleConnections()
 		return nil, err
 	}
-	key := breakerKey(name, adapter, s)
 	val, _, err := pool.LoadOrNew(key, func() (caddy.Destructor, error) {
-		return newBreaker(name, adapter, s, h.logger), nil
+		nb := newBreaker(name, adapter, s, h.logger)
+		if h.shared != nil {
+			nb.shared = newSharedBreaker(h.shared.conn, key, nb.settings)
+		}
+		return nb, nil
 	})
 	if err != nil {
 		transport.CloseIdleConnections()
@@ -254,6 +273,9 @@ func (h *Handler) Validate() error {
 		return fmt.Errorf("credential_status: max_batches must be positive")
 	}
 	if err := h.validateIdempotency(); err != nil {
+		return fmt.Errorf("credential_status: %v", err)
+	}
+	if err := h.validateShared(); err != nil {
 		return fmt.Errorf("credential_status: %v", err)
 	}
 	return nil

@@ -21,6 +21,7 @@ import (
 const (
 	idemStorageMemory = "memory"
 	idemStorageCaddy  = "caddy"
+	idemStorageShared = "shared_state" // the handler's shared_state (Redis)
 )
 
 // IdempotencyOptions configure the gateway's Idempotency-Key store. The handler embeds them,
@@ -29,9 +30,14 @@ type IdempotencyOptions struct {
 	// How long the answer to a request with an Idempotency-Key is kept for replay. Default
 	// 24h.
 	IdempotencyTTL caddy.Duration `json:"idempotency_ttl,omitempty"`
-	// Where answers are kept: "memory" (default; one instance's own) or "caddy" (Caddy's
-	// configured storage, shared by every instance that uses the same storage).
+	// Where answers are kept: "memory" (default; one instance's own), "caddy" (Caddy's
+	// configured storage, shared by every instance that uses the same storage) or
+	// "shared_state" (the handler's shared_state: Redis).
 	IdempotencyStorage string `json:"idempotency_storage,omitempty"`
+	// How long a key stays reserved when its request never ends (an instance killed while it
+	// ran): a repeat meanwhile answers 409, after it the key runs again. Default 5m, longer
+	// than any request runs.
+	IdempotencyLease caddy.Duration `json:"idempotency_lease,omitempty"`
 	// How many keys the memory store holds at most. Default 100000.
 	IdempotencyMaxKeys int `json:"idempotency_max_keys,omitempty"`
 	// How much heap the memory store takes at most, answers and bookkeeping, in bytes. Default
@@ -44,7 +50,8 @@ type IdempotencyOptions struct {
 // idempotency options, and says whether it was:
 //
 //	idempotency_ttl      <duration>
-//	idempotency_storage  memory|caddy
+//	idempotency_storage  memory|caddy|shared_state
+//	idempotency_lease    <duration>
 //	idempotency_max_keys <n>
 //	idempotency_max_memory <size>
 func (o *IdempotencyOptions) unmarshalIdempotencyOption(d *caddyfile.Dispenser) (bool, error) {
@@ -55,10 +62,12 @@ func (o *IdempotencyOptions) unmarshalIdempotencyOption(d *caddyfile.Dispenser) 
 		if err := provider.ParseString(d, &o.IdempotencyStorage); err != nil {
 			return true, err
 		}
-		if s := o.IdempotencyStorage; s != idemStorageMemory && s != idemStorageCaddy {
-			return true, d.Errf("idempotency_storage: want memory or caddy, not %q", s)
+		if s := o.IdempotencyStorage; s != idemStorageMemory && s != idemStorageCaddy && s != idemStorageShared {
+			return true, d.Errf("idempotency_storage: want memory, caddy or shared_state, not %q", s)
 		}
 		return true, nil
+	case "idempotency_lease":
+		return true, provider.ParseDuration(d, &o.IdempotencyLease)
 	case "idempotency_max_keys":
 		return true, provider.ParseInt(d, &o.IdempotencyMaxKeys)
 	case "idempotency_max_memory":
@@ -76,9 +85,12 @@ func (o *IdempotencyOptions) unmarshalIdempotencyOption(d *caddyfile.Dispenser) 
 // validateIdempotency checks the options; zero values mean the defaults.
 func (o *IdempotencyOptions) validateIdempotency() error {
 	switch o.IdempotencyStorage {
-	case "", idemStorageMemory, idemStorageCaddy:
+	case "", idemStorageMemory, idemStorageCaddy, idemStorageShared:
 	default:
-		return fmt.Errorf("idempotency_storage: want memory or caddy, not %q", o.IdempotencyStorage)
+		return fmt.Errorf("idempotency_storage: want memory, caddy or shared_state, not %q", o.IdempotencyStorage)
+	}
+	if o.IdempotencyLease < 0 {
+		return fmt.Errorf("idempotency_lease must be positive")
 	}
 	if o.IdempotencyTTL < 0 {
 		return fmt.Errorf("idempotency_ttl must be positive")
@@ -94,9 +106,10 @@ func (o *IdempotencyOptions) validateIdempotency() error {
 
 // provisionIdempotency makes the store the options describe. The memory store's records come
 // from the pool, so that a reload keeps its keys; poolKey names them, for Cleanup to release
-// ("" for the caddy store, which keeps nothing in the pool). The caddy store starts a sweeper
-// that stops with ctx.
-func (o *IdempotencyOptions) provisionIdempotency(ctx caddy.Context, logger *zap.Logger) (store *idempotency.Store, poolKey string, err error) {
+// ("" for the caddy and shared_state stores, which keep nothing in the pool). The caddy store
+// starts a sweeper that stops with ctx. shared is the handler's shared state, which the
+// shared_state store needs.
+func (o *IdempotencyOptions) provisionIdempotency(ctx caddy.Context, logger *zap.Logger, shared *sharedState) (store *idempotency.Store, poolKey string, err error) {
 	if err := o.validateIdempotency(); err != nil {
 		return nil, "", err
 	}
@@ -106,6 +119,9 @@ func (o *IdempotencyOptions) provisionIdempotency(ctx caddy.Context, logger *zap
 		MaxMemory: o.IdempotencyMaxMemory,
 		Lease:     idempotency.DefaultLease,
 	}
+	if o.IdempotencyLease > 0 {
+		cfg.Lease = time.Duration(o.IdempotencyLease)
+	}
 	if cfg.MaxMemory == 0 {
 		cfg.MaxMemory = idempotency.DefaultMaxMemory
 	}
@@ -114,6 +130,12 @@ func (o *IdempotencyOptions) provisionIdempotency(ctx caddy.Context, logger *zap
 	}
 	if cfg.MaxKeys == 0 {
 		cfg.MaxKeys = idempotency.DefaultMaxKeys
+	}
+	if o.IdempotencyStorage == idemStorageShared {
+		if shared == nil {
+			return nil, "", errors.New("idempotency_storage shared_state needs a shared_state block")
+		}
+		return idempotency.NewRedisStore(shared.conn, cfg), "", nil
 	}
 	if o.IdempotencyStorage != idemStorageCaddy {
 		key := fmt.Sprintf("idempotency|memory|%d|%d", cfg.MaxKeys, cfg.MaxMemory)

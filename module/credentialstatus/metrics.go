@@ -163,7 +163,7 @@ func registerMetrics(reg *prometheus.Registry) error {
 		return nil
 	}
 	for _, c := range []prometheus.Collector{
-		metricRequests, metricUpstream, metricCacheHits, metricCacheMisses, metricResolutions, poolCollector{},
+		metricRequests, metricUpstream, metricCacheHits, metricCacheMisses, metricResolutions, poolCollector{}, sharedUp,
 	} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError

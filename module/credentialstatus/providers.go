@@ -91,8 +91,8 @@ func adapterNames() []string {
 // message. TestHandlerOptionsListed keeps it equal to the cases of the parsers.
 var handlerOptions = []string{
 	"cache_size", "cache_ttl", "negative_ttl", "max_body", "max_batch", "max_batches", "provider",
-	"idempotency_ttl", "idempotency_storage", "idempotency_max_keys", "idempotency_max_memory",
-	"caller", "caller_groups", "policy",
+	"idempotency_ttl", "idempotency_lease", "idempotency_storage", "idempotency_max_keys", "idempotency_max_memory",
+	"caller", "caller_groups", "policy", "shared_state",
 }
 
 // patternError describes a bad id_pattern in the user's own words: the pattern as written, what
