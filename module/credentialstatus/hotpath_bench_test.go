@@ -6,16 +6,20 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	_ "github.com/credgate/credgate/adapters/digicert"
 	credentialstatus "github.com/credgate/credgate/module/credentialstatus"
+	"github.com/credgate/credgate/module/sharedstate/redistest"
 )
 
 // memTransport answers every call in memory, without allocating, so that the benchmark
@@ -87,6 +91,52 @@ func BenchmarkCachedRequest(b *testing.B) {
 	benchCachedRequest(b, `{"policy": {"allow": [{"subject": "*", "actions": ["*"]}]}, "providers": {"dc": {"adapter": "digicert", "api_key": "k"}}}`)
 }
 
+// BenchmarkCachedRequestSharedState is BenchmarkCachedRequest with `shared_state redis` on a
+// real redis-server on this machine (started on a free port, loopback): the provider's
+// breaker is the fleet's, so each request reads its state from Redis (one GET, a network
+// round trip) before the call. The difference from BenchmarkCachedRequest is the cost of
+// shared state on a cached PUT without an Idempotency-Key. It checks afterwards that Redis
+// received at least one GET per request, so that it measures the shared path and not the
+// local fallback. Skipped when redis-server is not installed.
+func BenchmarkCachedRequestSharedState(b *testing.B) {
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		b.Skip("redis-server is not installed, so shared state cannot be measured: apt-get install -y redis-server (Debian's package; `make test` installs it)")
+	}
+	srv := redistest.Start(b)
+	cli := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	b.Cleanup(func() { _ = cli.Close() })
+	before := redisGets(b, cli)
+	n := benchCachedRequest(b, `{"policy": {"allow": [{"subject": "*", "actions": ["*"]}]},
+		"shared_state": {"redis": {"addresses": ["`+srv.Addr+`"], "key_prefix": "bench"}},
+		"idempotency_storage": "shared_state",
+		"providers": {"dc": {"adapter": "digicert", "api_key": "k"}}}`)
+	if gets := redisGets(b, cli) - before; gets < int64(n) {
+		b.Fatalf("Redis received %d GETs for %d requests: the shared breaker was not asked (Redis down?)", gets, n)
+	}
+}
+
+// redisGets is how many GET commands the Redis server has run (INFO commandstats).
+func redisGets(b *testing.B, cli *redis.Client) int64 {
+	b.Helper()
+	info, err := cli.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		b.Fatalf("INFO commandstats: %v", err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_get:calls=")
+		if !ok {
+			continue
+		}
+		v, _, _ := strings.Cut(rest, ",")
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			b.Fatalf("INFO commandstats: %q: %v", line, err)
+		}
+		return n
+	}
+	return 0 // no GET yet
+}
+
 // BenchmarkCachedRequestWithPolicy is BenchmarkCachedRequest under a policy that lets the
 // caller (from a header) change credentials at the provider by name only, so that both checks
 // run in full: the candidates' before resolution, and the owner's.
@@ -105,7 +155,9 @@ func BenchmarkCachedRequestWithPolicy(b *testing.B) {
 		}}`)
 }
 
-func benchCachedRequest(b *testing.B, cfg string) {
+// benchCachedRequest runs the benchmark and returns how many requests it served (b.N and
+// the one that caches the ID).
+func benchCachedRequest(b *testing.B, cfg string) int {
 	h := provisionBench(b, cfg)
 	body := `{"status":"active"}`
 	rd := strings.NewReader(body)
@@ -132,4 +184,6 @@ func benchCachedRequest(b *testing.B, cfg string) {
 	for i := 0; i < b.N; i++ {
 		serve()
 	}
+	b.StopTimer()
+	return b.N + 1
 }
