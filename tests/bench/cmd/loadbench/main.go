@@ -25,7 +25,12 @@
 //  7. protection (protect.go, issues 12 and 13): the Idempotency-Key store's heap over its
 //     max_memory (from the -micro file), the memory bound of batches and the peak RSS growth of
 //     four concurrent maximal batches, a 10,000-item batch at a rate-limited provider against
-//     its floor, and vendor calls per changed item with reads on and off.
+//     its floor, and vendor calls per changed item with reads on and off;
+//  8. fleet (fleet.go, issue 14): what shared state (`shared_state redis`, a redis-server
+//     started on a free port) adds to a cached PUT (p50, Redis commands per request; the
+//     allocations from the -micro file), and the throughput of three gateway processes
+//     sharing it, driven round robin by the client, against one. Skipped without
+//     redis-server.
 //
 // Every row counts the calls its stubs receive during each round and reports upstream calls
 // per client request, so that a row is seen to measure what it says. More than 0.1% of wrong
@@ -34,7 +39,7 @@
 //
 //	go run ./tests/bench/cmd/loadbench [-workers 8] [-rounds 5] [-round 3s] [-warmup 1s]
 //	                                   [-latency-workers 1] [-micro go-test-bench-output.txt]
-//	                                   [-sections throughput,resolution,breaker,scale,batch,protect]
+//	                                   [-sections throughput,resolution,breaker,scale,batch,protect,fleet]
 //
 // -sections runs only the sections named (all by default); the report then holds only theirs.
 package main
@@ -89,7 +94,7 @@ type options struct {
 
 // sectionNames are the sections -sections can name, in the order they run. The micro
 // benchmarks (5.) are not run here: they are read from -micro.
-var sectionNames = []string{"throughput", "resolution", "breaker", "scale", "batch", "protect"}
+var sectionNames = []string{"throughput", "resolution", "breaker", "scale", "batch", "protect", "fleet"}
 
 // parseSections reads -sections: "all", or names of sectionNames separated by commas.
 func parseSections(v string) (map[string]bool, error) {
@@ -287,6 +292,13 @@ func run(o options) error {
 			return err
 		}
 	}
+	var fl *fleet
+	if run["fleet"] {
+		// 8. Fleet: a config of its own, Redis and gateway processes.
+		if fl, err = b.fleetRuns(); err != nil {
+			return err
+		}
+	}
 
 	if err := caddy.Stop(); err != nil {
 		return fmt.Errorf("caddy.Stop: %v", err)
@@ -305,6 +317,7 @@ func run(o options) error {
 	r.micro = micro
 	r.batch = batch
 	r.protect = prot
+	r.fleet = fl
 	r.elapsed = time.Since(began)
 	r.print(os.Stdout)
 	return nil

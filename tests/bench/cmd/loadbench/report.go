@@ -28,6 +28,7 @@ type report struct {
 	micro                       *microInfo
 	batch                       []*batchRun // 2,500 items, 10,000, 10,000 streamed, 10,000 dry run
 	protect                     *protection
+	fleet                       *fleet
 	elapsed                     time.Duration
 	kv                          []string
 	problems                    []string
@@ -203,6 +204,8 @@ func (r *report) print(w io.Writer) {
 	r.printBatch(w)
 	// 7.
 	r.printProtect(w)
+	// 8.
+	r.printFleet(w)
 
 	if len(r.problems) > 0 {
 		fmt.Fprintln(w, "\nWARNING: rows that did not measure what they say:")
@@ -288,6 +291,7 @@ func (r *report) print(w io.Writer) {
 	}
 	r.addBatch()
 	r.addProtect()
+	r.addFleet()
 	r.add("workers", float64(o.workers))
 	r.add("latency_workers", float64(o.latencyWorkers))
 	r.add("rounds", float64(o.rounds))
