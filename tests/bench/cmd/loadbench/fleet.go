@@ -448,7 +448,7 @@ func (r *report) printFleet(w io.Writer) {
 		fmt.Fprintf(w, "  %d instances / 1 instance throughput: %.3f (fleet_throughput_3_over_1)\n", fleetInstances, f.three.medRPS()/f.one.medRPS())
 		fmt.Fprintf(w, "  every gateway process (built in %.1f s from tests/gateway/cmd/credgate, GOMAXPROCS default), Redis, the stub and this\n", f.buildTime.Seconds())
 		fmt.Fprintf(w, "  client share this machine's %d cores: with fewer cores than processes the ratio measures contention for them, not\n", runtime.NumCPU())
-		fmt.Fprintln(w, "  what three machines would serve; behind a real load balancer on separate machines it would be up to 3")
+		fmt.Fprintln(w, "  what instances on cores of their own would serve (at most 3 times one)")
 	}
 	if sharedB != nil && localB != nil {
 		s, _ := sharedB.value("allocs/op")
