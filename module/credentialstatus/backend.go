@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/credgate/credgate/module/provider"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 )
 
@@ -213,8 +214,8 @@ func (o *observingTransport) RoundTrip(req *http.Request) (*http.Response, error
 	return resp, nil
 }
 
-// read calls the provider's read endpoint through the breaker, within the provider's timeout.
-// run is the batch it is an item of, nil for a single request.
+// read calls the provider's read endpoint (see do). run is the batch it is an item of, nil
+// for a single request.
 func (b *backend) read(ctx context.Context, id string, run *batchRun) (*provider.Credential, error) {
 	if b.s.readsOff {
 		return nil, readsDisabled(b, id)
@@ -223,6 +224,25 @@ func (b *backend) read(ctx context.Context, id string, run *batchRun) (*provider
 	if b.limiter != nil {
 		st = new(callState)
 	}
+	return do(b, ctx, run, st, b.metrics.readTime, "credential", func(ctx context.Context) (*provider.Credential, error) {
+		return b.client.Read(ctx, id)
+	})
+}
+
+// change calls the provider's change (see do). st, the change's call state (its audit
+// record's), takes the provider's last HTTP status.
+func (b *backend) change(ctx context.Context, c *provider.Change, run *batchRun, st *callState) (*provider.Result, error) {
+	c = b.changeFor(c)
+	return do(b, ctx, run, st, b.metrics.changeTime, "result", func(ctx context.Context) (*provider.Result, error) {
+		return b.client.Change(ctx, c)
+	})
+}
+
+// do runs one operation of the adapter at the provider: in its turn (enter: a batch's slot,
+// the rate budget), through its breaker, within its timeout, timed in took. st, when not nil,
+// travels with the operation's calls to the transport. An adapter that returns neither a
+// value nor an error has failed; what names the missing value.
+func do[T any](b *backend, ctx context.Context, run *batchRun, st *callState, took prometheus.Observer, what string, op func(context.Context) (*T, error)) (*T, error) {
 	release, err := b.enter(ctx, run, st)
 	if err != nil {
 		return nil, err
@@ -238,41 +258,14 @@ func (b *backend) read(ctx context.Context, id string, run *batchRun) (*provider
 	if st != nil {
 		ctx = context.WithValue(ctx, callStateKey{}, st)
 	}
-	cred, err := b.client.Read(ctx, id)
-	b.metrics.readTime.Observe(time.Since(start).Seconds())
-	if err == nil && cred == nil {
-		err = errors.New("adapter returned no credential")
+	v, err := op(ctx)
+	took.Observe(time.Since(start).Seconds())
+	if err == nil && v == nil {
+		err = errors.New("adapter returned no " + what)
 	}
 	err = b.settle(ctx, err)
 	b.breaker.finish(done, err)
-	return cred, err
-}
-
-// change calls the provider's change through the breaker, within the provider's timeout. st,
-// the change's call state (its audit record's), takes the provider's last HTTP status.
-func (b *backend) change(ctx context.Context, c *provider.Change, run *batchRun, st *callState) (*provider.Result, error) {
-	c = b.changeFor(c)
-	release, err := b.enter(ctx, run, st)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	done, err := b.breaker.allow()
-	if err != nil {
-		return nil, err
-	}
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, b.s.timeout)
-	defer cancel()
-	ctx = context.WithValue(ctx, callStateKey{}, st)
-	res, err := b.client.Change(ctx, c)
-	b.metrics.changeTime.Observe(time.Since(start).Seconds())
-	if err == nil && res == nil {
-		err = errors.New("adapter returned no result")
-	}
-	err = b.settle(ctx, err)
-	b.breaker.finish(done, err)
-	return res, err
+	return v, err
 }
 
 // settle turns what an adapter returned into a classified error. When the context is done,
