@@ -59,7 +59,7 @@ help: # list the targets
 	@echo '         benchmark (tests/bench/cmd/loadbench: direct, reverse_proxy and the gateway in'
 	@echo '         front of one stub; resolution, breaker, scale; a 10,000-item batch; protecting'
 	@echo '         the vendors; shared state on Redis) reading them: one report ending in'
-	@echo '         name=value lines, about 8 minutes; BENCH_ROUND=$(BENCH_ROUND)'
+	@echo '         name=value lines, about 6 minutes; BENCH_ROUND=$(BENCH_ROUND)'
 	@echo '         BENCH_ROUNDS=$(BENCH_ROUNDS) BENCH_WORKERS=$(BENCH_WORKERS)'
 	@echo '  fuzz   run every fuzz target (go test -fuzz), one after another, FUZZTIME each'
 	@echo '         (now $(FUZZTIME)): make fuzz FUZZTIME=1m'
