@@ -136,6 +136,16 @@ func commonFlags(fs interface {
 	fs.StringArrayVar(&c.headers, "header", nil, "a request header, 'Name: value' (repeatable; for authentication)")
 }
 
+// target returns the gateway's base URL (see endpoint) and the --header flags (see header).
+func (c *common) target() (string, [][2]string, error) {
+	base, err := c.endpoint()
+	if err != nil {
+		return "", nil, err
+	}
+	headers, err := c.header()
+	return base, headers, err
+}
+
 // endpoint returns the gateway's base URL without a trailing slash, checked.
 func (c *common) endpoint() (string, error) {
 	raw := c.url

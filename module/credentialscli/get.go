@@ -50,11 +50,7 @@ func runGet(c *cobra.Command, args []string, o *getOptions) int {
 	if o.concurrency < 1 {
 		return usage("--concurrency must be at least 1")
 	}
-	base, err := o.endpoint()
-	if err != nil {
-		return usage(err.Error())
-	}
-	headers, err := o.header()
+	base, headers, err := o.target()
 	if err != nil {
 		return usage(err.Error())
 	}

@@ -52,11 +52,7 @@ func runSet(c *cobra.Command, args []string, o *setOptions) int {
 	if o.chunk < 1 {
 		return usage("--chunk must be at least 1")
 	}
-	base, err := o.endpoint()
-	if err != nil {
-		return usage(err.Error())
-	}
-	headers, err := o.header()
+	base, headers, err := o.target()
 	if err != nil {
 		return usage(err.Error())
 	}

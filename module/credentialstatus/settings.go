@@ -87,11 +87,8 @@ func resolveSettings(o *provider.Options, v provider.Vendor) (settings, error) {
 		return s, fmt.Errorf("id_pattern %s", patternError(pattern, err))
 	}
 
-	if s.timeout == 0 {
-		s.timeout = DefaultTimeout
-	}
-	if s.timeout < 0 {
-		return s, fmt.Errorf("timeout must be positive")
+	if err := orDefault("timeout", &s.timeout, DefaultTimeout); err != nil {
+		return s, err
 	}
 	if o.Retries != nil {
 		s.retries = *o.Retries
@@ -99,17 +96,11 @@ func resolveSettings(o *provider.Options, v provider.Vendor) (settings, error) {
 	if s.retries < 0 || s.retries > 10 {
 		return s, fmt.Errorf("retries must be between 0 and 10")
 	}
-	if s.maxResponse == 0 {
-		s.maxResponse = DefaultMaxResponse
+	if err := orDefault("max_response", &s.maxResponse, DefaultMaxResponse); err != nil {
+		return s, err
 	}
-	if s.maxResponse < 0 {
-		return s, fmt.Errorf("max_response must be positive")
-	}
-	if s.maxConnections == 0 {
-		s.maxConnections = DefaultMaxConnections
-	}
-	if s.maxConnections < 0 {
-		return s, fmt.Errorf("max_connections must be positive")
+	if err := orDefault("max_connections", &s.maxConnections, DefaultMaxConnections); err != nil {
+		return s, err
 	}
 	if o.Rate != "" {
 		if s.rate, err = parseRate(o.Rate); err != nil {
@@ -126,17 +117,11 @@ func resolveSettings(o *provider.Options, v provider.Vendor) (settings, error) {
 		return s, fmt.Errorf("burst must be positive")
 	}
 	s.maxRetryAfter = time.Duration(o.MaxRetryAfter)
-	if s.maxRetryAfter == 0 {
-		s.maxRetryAfter = DefaultMaxRetryAfter
+	if err := orDefault("max_retry_after", &s.maxRetryAfter, DefaultMaxRetryAfter); err != nil {
+		return s, err
 	}
-	if s.maxRetryAfter < 0 {
-		return s, fmt.Errorf("max_retry_after must be positive")
-	}
-	if s.maxConcurrent == 0 {
-		s.maxConcurrent = DefaultMaxConcurrent
-	}
-	if s.maxConcurrent < 0 {
-		return s, fmt.Errorf("max_concurrent must be positive")
+	if err := orDefault("max_concurrent", &s.maxConcurrent, DefaultMaxConcurrent); err != nil {
+		return s, err
 	}
 	if b := o.Breaker; b != nil {
 		if b.Failures != 0 {
@@ -164,4 +149,15 @@ func parseRate(v string) (rate.Limit, error) {
 		return 0, fmt.Errorf("rate %q: want N/s, N/m or N/h, such as 20/s", v)
 	}
 	return rate.Limit(f / per.Seconds()), nil
+}
+
+// orDefault gives an option its default when it is not set (zero), and refuses a negative one.
+func orDefault[T int | int64 | time.Duration](name string, v *T, def T) error {
+	if *v == 0 {
+		*v = def
+	}
+	if *v < 0 {
+		return fmt.Errorf("%s must be positive", name)
+	}
+	return nil
 }

@@ -29,24 +29,7 @@ func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
 
-func run(m *testing.M) int {
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	dir, err := os.MkdirTemp("", "credgate-cli-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	if bins, err = gateway.Build(root, dir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return m.Run()
-}
+func run(m *testing.M) int { return gateway.Main(m, &bins) }
 
 // The simulators' demo credentials (tests/sim's SeedDemo), all active: every one can be
 // switched off once; Settlement's change awaits approval (202, "pending").

@@ -48,26 +48,11 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
 	if _, err := exec.LookPath("curl"); err != nil {
 		fmt.Fprintln(os.Stderr, "tests/docs: the documented examples need curl:", err)
 		return 1
 	}
-	dir, err := os.MkdirTemp("", "credgate-docs-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	if bins, err = gateway.Build(root, dir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return m.Run()
+	return gateway.Main(m, &bins)
 }
 
 // TestConsoleExamples runs every document's console examples, in order, against fresh

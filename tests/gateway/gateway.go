@@ -53,6 +53,28 @@ type Binaries struct {
 	Simulators string
 }
 
+// Main is the TestMain of a test package under tests/ (the repository root is two folders up):
+// it builds the gateway and the simulators once into a temporary folder and sets *bins, runs
+// the tests, removes the folder, and returns the exit code for os.Exit.
+func Main(m *testing.M, bins **Binaries) int {
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	dir, err := os.MkdirTemp("", "credgate-test-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if *bins, err = Build(root, dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}
+
 // Build compiles the gateway and the simulators into dir. root is the repository root.
 func Build(root, dir string) (*Binaries, error) {
 	b := &Binaries{
@@ -137,6 +159,23 @@ func (in *Instance) GatewayLog() string { return in.gatewayLog.String() }
 // waits until all of them listen, and stops them when t ends.
 func (b *Binaries) Start(t testing.TB, caddyfile string) *Instance {
 	t.Helper()
+	// Free ports are free when chosen; another test process may take one before the
+	// simulators or the gateway bind it. Such a start is tried again, on other ports.
+	for attempt := 1; ; attempt++ {
+		in, err := b.start(t, caddyfile)
+		if err == nil {
+			return in
+		}
+		in.Stop()
+		if attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
+		}
+		t.Logf("starting again on other ports: %v", err)
+	}
+}
+
+// start makes one attempt of Start. Its Instance is stopped by t's cleanup, or by Stop.
+func (b *Binaries) start(t testing.TB, caddyfile string) (*Instance, error) {
 	if caddyfile == "" {
 		caddyfile = "caddyfile-examples/local.Caddyfile"
 	}
@@ -165,7 +204,9 @@ func (b *Binaries) Start(t testing.TB, caddyfile string) *Instance {
 	stop, exited := startProcess(t, sims, "simulators", simsLog)
 	in.stops = append(in.stops, stop)
 	for _, s := range DocSims {
-		waitListening(t, "127.0.0.1:"+in.Sims[s.Vendor], "simulators", exited, simsLog)
+		if err := listening("127.0.0.1:"+in.Sims[s.Vendor], "simulators", exited, simsLog); err != nil {
+			return in, err
+		}
 	}
 
 	if !filepath.IsAbs(caddyfile) {
@@ -185,9 +226,12 @@ func (b *Binaries) Start(t testing.TB, caddyfile string) *Instance {
 	gw.Stdout, gw.Stderr = in.gatewayLog, in.gatewayLog
 	stop, exited = startProcess(t, gw, "gateway", in.gatewayLog)
 	in.stops = append(in.stops, stop)
-	waitListening(t, "127.0.0.1:"+in.Site, "gateway", exited, in.gatewayLog)
-	waitListening(t, "127.0.0.1:"+in.Admin, "gateway", exited, in.gatewayLog)
-	return in
+	for _, port := range []string{in.Site, in.Admin} {
+		if err := listening("127.0.0.1:"+port, "gateway", exited, in.gatewayLog); err != nil {
+			return in, err
+		}
+	}
+	return in, nil
 }
 
 // startProcess starts cmd and returns its stop: SIGINT, then SIGKILL after 10 s, and a wait
@@ -218,20 +262,28 @@ func startProcess(t testing.TB, cmd *exec.Cmd, name string, out *lockedBuffer) (
 // exits first.
 func waitListening(t testing.TB, addr, name string, exited <-chan struct{}, out *lockedBuffer) {
 	t.Helper()
+	if err := listening(addr, name, exited, out); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// listening waits up to 30 s for addr to accept connections; it fails, with the process's
+// output, when the process exits first or never listens.
+func listening(addr, name string, exited <-chan struct{}, out *lockedBuffer) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		conn, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			conn.Close()
-			return
+			return nil
 		}
 		select {
 		case <-exited:
-			t.Fatalf("%s exited before it listened on %s:\n%s", name, addr, out.String())
+			return fmt.Errorf("%s exited before it listened on %s:\n%s", name, addr, out.String())
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s never listened on %s:\n%s", name, addr, out.String())
+			return fmt.Errorf("%s never listened on %s:\n%s", name, addr, out.String())
 		}
 	}
 }

@@ -23,32 +23,14 @@ import (
 	"github.com/credgate/credgate/tests/gateway"
 )
 
-var (
-	root string
-	bins *gateway.Binaries
-)
+var bins *gateway.Binaries
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
 
 func run(m *testing.M) int {
-	var err error
-	if root, err = filepath.Abs(filepath.Join("..", "..")); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	dir, err := os.MkdirTemp("", "credgate-runlocal-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	if bins, err = gateway.Build(root, dir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return m.Run()
+	return gateway.Main(m, &bins)
 }
 
 // setup is one run of the script: make run's config on free ports.
@@ -66,7 +48,7 @@ func newSetup(t *testing.T, edit func(string) string) *setup {
 	for i, s := range gateway.DocSims {
 		in.Sims[s.Vendor] = ports[2+i]
 	}
-	src, err := os.ReadFile(filepath.Join(root, "caddyfile-examples", "local.Caddyfile"))
+	src, err := os.ReadFile(filepath.Join(bins.Root, "caddyfile-examples", "local.Caddyfile"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +61,7 @@ func newSetup(t *testing.T, edit func(string) string) *setup {
 	if err := os.WriteFile(caddyfile, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	env, err := gateway.DemoEnv(root)
+	env, err := gateway.DemoEnv(bins.Root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +88,7 @@ func (s *setup) start(t *testing.T, extraEnv ...string) *script {
 	for _, sim := range gateway.DocSims {
 		args = append(args, "-"+sim.Vendor, "127.0.0.1:"+s.in.Sims[sim.Vendor])
 	}
-	cmd := exec.Command(filepath.Join(root, "scripts", "run-local.sh"), append([]string{bins.Gateway}, args...)...)
+	cmd := exec.Command(filepath.Join(bins.Root, "scripts", "run-local.sh"), append([]string{bins.Gateway}, args...)...)
 	cmd.Dir = s.dir
 	cmd.Env = append(append(os.Environ(), s.env...), extraEnv...)
 	out := &lockedBuffer{}
@@ -327,7 +309,7 @@ func TestBrokenConfigOnTerminal(t *testing.T) {
 	s := newSetup(t, func(c string) string {
 		return strings.Replace(c, "provider custody palisade {", "provider custody palisade {\n\t\t\ttimout 5s", 1)
 	})
-	line := fmt.Sprintf("%s %s %s %s", filepath.Join(root, "scripts", "run-local.sh"), bins.Gateway, s.caddyfile, bins.Simulators)
+	line := fmt.Sprintf("%s %s %s %s", filepath.Join(bins.Root, "scripts", "run-local.sh"), bins.Gateway, s.caddyfile, bins.Simulators)
 	for _, sim := range gateway.DocSims {
 		line += fmt.Sprintf(" -%s 127.0.0.1:%s", sim.Vendor, s.in.Sims[sim.Vendor])
 	}

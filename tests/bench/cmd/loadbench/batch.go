@@ -258,21 +258,11 @@ func (b *bench) batchRuns() ([]*batchRun, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := caddy.Load(cfg, true); err != nil {
-		return nil, fmt.Errorf("caddy.Load (batch): %v", err)
-	}
-	if err := waitListening(addrs, 10*time.Second); err != nil {
+	c, err := loadBatchServers("batch", cfg, addrs)
+	if err != nil {
 		return nil, err
 	}
-	// A client of its own: one batch takes seconds, and the load client's timeout is for
-	// single requests.
-	tr := &http.Transport{
-		Proxy:              nil,
-		DialContext:        (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-		DisableCompression: true,
-	}
-	defer tr.CloseIdleConnections()
-	c := &http.Client{Transport: tr, Timeout: 5 * time.Minute}
+	defer c.CloseIdleConnections()
 	url := "http://" + addrs[0] + "/credentials/status"
 
 	seed := uint64(0)
@@ -817,4 +807,22 @@ func (r *report) addBatch() {
 		wrong += x.wrong
 	}
 	r.add("batch_wrong_results", float64(wrong))
+}
+
+// loadBatchServers loads cfg into the in-process Caddy, waits until addrs listen, and returns a
+// client of its own for batches: one batch takes seconds, and the load client's timeout is for
+// single requests. what names the section in errors.
+func loadBatchServers(what string, cfg []byte, addrs []string) (*http.Client, error) {
+	if err := caddy.Load(cfg, true); err != nil {
+		return nil, fmt.Errorf("caddy.Load (%s): %v", what, err)
+	}
+	if err := waitListening(addrs, 10*time.Second); err != nil {
+		return nil, err
+	}
+	tr := &http.Transport{
+		Proxy:              nil,
+		DialContext:        (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+		DisableCompression: true,
+	}
+	return &http.Client{Transport: tr, Timeout: 5 * time.Minute}, nil
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"runtime"
@@ -16,8 +15,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/caddyserver/caddy/v2"
 
 	"github.com/credgate/credgate/module/credentialstatus"
 )
@@ -161,19 +158,11 @@ func (b *bench) protectRuns() (*protection, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := caddy.Load(cfg, true); err != nil {
-		return nil, fmt.Errorf("caddy.Load (protection): %v", err)
-	}
-	if err := waitListening(addrs, 10*time.Second); err != nil {
+	c, err := loadBatchServers("protection", cfg, addrs)
+	if err != nil {
 		return nil, err
 	}
-	tr := &http.Transport{
-		Proxy:              nil,
-		DialContext:        (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-		DisableCompression: true,
-	}
-	defer tr.CloseIdleConnections()
-	c := &http.Client{Transport: tr, Timeout: 5 * time.Minute}
+	defer c.CloseIdleConnections()
 	url := func(addr string) string { return "http://" + addr + "/credentials/status" }
 
 	p := &protection{}
