@@ -12,7 +12,6 @@ package gateway
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"fmt"
 	"net"
 	"os"
@@ -361,40 +360,5 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
-// Run runs a shell command line (bash -c) in dir with a deadline, and returns what it wrote
-// to stdout and stderr together, as a terminal would show it.
-func Run(ctx context.Context, dir, line string) (string, error) {
-	return run(ctx, dir, line, nil)
-}
-
-// Run is the package's Run with Env: `credgate` runs the built gateway binary, and its
-// `credgate credentials` command talks to this instance without --url.
-func (in *Instance) Run(ctx context.Context, dir, line string) (string, error) {
-	return run(ctx, dir, line, in.Env())
-}
-
 // URL is the site's address, what `make run` serves on http://localhost:8080.
 func (in *Instance) URL() string { return "http://localhost:" + in.Site }
-
-// Env is the environment of a command that uses this instance as a user of `make run` would:
-// the process's own, with the built gateway's directory first on PATH (so `credgate` is the
-// gateway binary) and CREDGATE_URL set to the instance's site.
-func (in *Instance) Env() []string {
-	env := os.Environ()
-	path := filepath.Dir(in.bins.Gateway)
-	if p := os.Getenv("PATH"); p != "" {
-		path += string(os.PathListSeparator) + p
-	}
-	return append(env, "PATH="+path, "CREDGATE_URL="+in.URL())
-}
-
-func run(ctx context.Context, dir, line string, env []string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", "-c", line)
-	cmd.Dir = dir
-	cmd.Env = env
-	cmd.WaitDelay = 5 * time.Second
-	out, err := cmd.CombinedOutput()
-	return string(out), err
-}
