@@ -93,10 +93,10 @@ func BenchmarkCachedRequest(b *testing.B) {
 
 // BenchmarkCachedRequestSharedState is BenchmarkCachedRequest with `shared_state redis` on a
 // real redis-server on this machine (started on a free port, loopback): the provider's
-// breaker is the fleet's, so each request reads its state from Redis (one GET, a network
+// breaker is the fleet's, so each request reads its state from Redis (one MGET, a network
 // round trip) before the call. The difference from BenchmarkCachedRequest is the cost of
 // shared state on a cached PUT without an Idempotency-Key. It checks afterwards that Redis
-// received at least one GET per request, so that it measures the shared path and not the
+// received at least one MGET per request, so that it measures the shared path and not the
 // local fallback. Skipped when redis-server is not installed.
 func BenchmarkCachedRequestSharedState(b *testing.B) {
 	if _, err := exec.LookPath("redis-server"); err != nil {
@@ -105,25 +105,26 @@ func BenchmarkCachedRequestSharedState(b *testing.B) {
 	srv := redistest.Start(b)
 	cli := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	b.Cleanup(func() { _ = cli.Close() })
-	before := redisGets(b, cli)
+	before := redisReads(b, cli)
 	n := benchCachedRequest(b, `{"policy": {"allow": [{"subject": "*", "actions": ["*"]}]},
 		"shared_state": {"redis": {"addresses": ["`+srv.Addr+`"], "key_prefix": "bench"}},
 		"idempotency_storage": "shared_state",
 		"providers": {"dc": {"adapter": "digicert", "api_key": "k"}}}`)
-	if gets := redisGets(b, cli) - before; gets < int64(n) {
-		b.Fatalf("Redis received %d GETs for %d requests: the shared breaker was not asked (Redis down?)", gets, n)
+	if reads := redisReads(b, cli) - before; reads < int64(n) {
+		b.Fatalf("Redis received %d MGETs for %d requests: the shared breaker was not asked (Redis down?)", reads, n)
 	}
 }
 
-// redisGets is how many GET commands the Redis server has run (INFO commandstats).
-func redisGets(b *testing.B, cli *redis.Client) int64 {
+// redisReads is how many MGET commands (the shared breaker's reads) the Redis server has run
+// (INFO commandstats).
+func redisReads(b *testing.B, cli *redis.Client) int64 {
 	b.Helper()
 	info, err := cli.Info(context.Background(), "commandstats").Result()
 	if err != nil {
 		b.Fatalf("INFO commandstats: %v", err)
 	}
 	for _, line := range strings.Split(info, "\n") {
-		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_get:calls=")
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_mget:calls=")
 		if !ok {
 			continue
 		}
@@ -134,7 +135,7 @@ func redisGets(b *testing.B, cli *redis.Client) int64 {
 		}
 		return n
 	}
-	return 0 // no GET yet
+	return 0 // no MGET yet
 }
 
 // BenchmarkCachedRequestWithPolicy is BenchmarkCachedRequest under a policy that lets the

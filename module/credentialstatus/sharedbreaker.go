@@ -35,6 +35,7 @@ type sharedBreaker struct {
 	name     string // gobreaker's name of the breaker: the provider and a hash of its settings
 	settings gobreaker.Settings
 	store    *redisBreakerStore
+	key      string // the Redis key of gobreaker's shared state, made once
 
 	mu  sync.Mutex
 	dcb *gobreaker.DistributedCircuitBreaker[struct{}] // made on first use: its making locks and writes
@@ -45,6 +46,7 @@ func newSharedBreaker(conn *sharedstate.Conn, key string, settings gobreaker.Set
 	s.name = settings.Name + ":" + sharedName(key)
 	s.settings.Name = s.name
 	s.store = &redisBreakerStore{conn: conn, token: randomToken()}
+	s.key = s.store.key("gobreaker:state:" + s.name)
 	return s
 }
 
@@ -63,7 +65,7 @@ func (s *sharedBreaker) get() *gobreaker.DistributedCircuitBreaker[struct{}] {
 	return s.dcb
 }
 
-func (s *sharedBreaker) stateKey() string { return s.store.key("gobreaker:state:" + s.name) }
+func (s *sharedBreaker) stateKey() string { return s.key }
 
 // read returns the shared state; ok is false when Redis cannot be used.
 func (s *sharedBreaker) read() (gobreaker.SharedState, bool) {
@@ -73,15 +75,18 @@ func (s *sharedBreaker) read() (gobreaker.SharedState, bool) {
 	}
 	ctx, cancel := sharedstate.Ctx(context.Background())
 	defer cancel()
-	data, err := s.conn.Client.Get(ctx, s.stateKey()).Bytes()
-	if errors.Is(err, redis.Nil) {
-		return st, true // none yet: closed, no counts
-	}
+	// MGET, not GET: a breaker that never tripped has no state key, and GET's redis.Nil goes
+	// down go-redis's error path (a dozen allocations per call, on every request).
+	vals, err := s.conn.Client.MGet(ctx, s.key).Result()
 	if err != nil {
 		_ = s.conn.Failed(err)
 		return st, false
 	}
-	if json.Unmarshal(data, &st) != nil {
+	data, _ := vals[0].(string)
+	if data == "" {
+		return st, true // none yet: closed, no counts
+	}
+	if json.Unmarshal([]byte(data), &st) != nil {
 		return gobreaker.SharedState{}, true
 	}
 	return st, true
