@@ -15,7 +15,7 @@ type Member struct {
 	Admin string // the admin endpoint's port
 	Dir   string
 
-	log  *lockedBuffer
+	log  *LockedBuffer
 	cmd  *exec.Cmd
 	stop func()
 	done <-chan struct{}
@@ -26,11 +26,11 @@ type Member struct {
 // t ends.
 func (b *Binaries) StartMember(t testing.TB, config func(site, admin string) string, env []string) *Member {
 	t.Helper()
-	ports, err := freePorts(2)
+	ports, err := FreePorts(2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &Member{Site: ports[0], Admin: ports[1], Dir: t.TempDir(), log: &lockedBuffer{}}
+	m := &Member{Site: ports[0], Admin: ports[1], Dir: t.TempDir(), log: &LockedBuffer{}}
 	path := filepath.Join(m.Dir, "Caddyfile")
 	if err := os.WriteFile(path, []byte(config(m.Site, m.Admin)), 0o600); err != nil {
 		t.Fatal(err)

@@ -102,7 +102,7 @@ type Instance struct {
 	Dir   string // the processes' home, config and log directory
 
 	bins       *Binaries
-	gatewayLog *lockedBuffer
+	gatewayLog *LockedBuffer
 	stops      []func() // the processes' stops, in the order they started
 	stopOnce   sync.Once
 }
@@ -178,12 +178,12 @@ func (b *Binaries) start(t testing.TB, caddyfile string) (*Instance, error) {
 	if caddyfile == "" {
 		caddyfile = "caddyfile-examples/local.Caddyfile"
 	}
-	ports, err := freePorts(2 + len(DocSims))
+	ports, err := FreePorts(2 + len(DocSims))
 	if err != nil {
 		t.Fatal(err)
 	}
 	in := &Instance{Site: ports[0], Admin: ports[1], Sims: map[string]string{}, Dir: t.TempDir(),
-		bins: b, gatewayLog: &lockedBuffer{}}
+		bins: b, gatewayLog: &LockedBuffer{}}
 	t.Cleanup(in.Stop)
 	args := []string{}
 	for i, s := range DocSims {
@@ -197,7 +197,7 @@ func (b *Binaries) start(t testing.TB, caddyfile string) (*Instance, error) {
 	// Caddy keeps its autosave and data under the home and XDG directories: a test's own.
 	env = append(env, "HOME="+in.Dir, "XDG_CONFIG_HOME="+in.Dir, "XDG_DATA_HOME="+in.Dir)
 
-	simsLog := &lockedBuffer{}
+	simsLog := &LockedBuffer{}
 	sims := exec.Command(b.Simulators, args...)
 	sims.Stdout, sims.Stderr = simsLog, simsLog
 	stop, exited := startProcess(t, sims, "simulators", simsLog)
@@ -235,7 +235,7 @@ func (b *Binaries) start(t testing.TB, caddyfile string) (*Instance, error) {
 
 // startProcess starts cmd and returns its stop: SIGINT, then SIGKILL after 10 s, and a wait
 // for its exit; if t failed by then, its output is logged.
-func startProcess(t testing.TB, cmd *exec.Cmd, name string, out *lockedBuffer) (stop func(), exited <-chan struct{}) {
+func startProcess(t testing.TB, cmd *exec.Cmd, name string, out *LockedBuffer) (stop func(), exited <-chan struct{}) {
 	t.Helper()
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
@@ -259,7 +259,7 @@ func startProcess(t testing.TB, cmd *exec.Cmd, name string, out *lockedBuffer) (
 
 // waitListening waits up to 30 s for addr to accept connections, failing t if the process
 // exits first.
-func waitListening(t testing.TB, addr, name string, exited <-chan struct{}, out *lockedBuffer) {
+func waitListening(t testing.TB, addr, name string, exited <-chan struct{}, out *LockedBuffer) {
 	t.Helper()
 	if err := listening(addr, name, exited, out); err != nil {
 		t.Fatal(err)
@@ -268,7 +268,7 @@ func waitListening(t testing.TB, addr, name string, exited <-chan struct{}, out 
 
 // listening waits up to 30 s for addr to accept connections; it fails, with the process's
 // output, when the process exits first or never listens.
-func listening(addr, name string, exited <-chan struct{}, out *lockedBuffer) error {
+func listening(addr, name string, exited <-chan struct{}, out *LockedBuffer) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		conn, err := net.DialTimeout("tcp", addr, time.Second)
@@ -287,8 +287,8 @@ func listening(addr, name string, exited <-chan struct{}, out *lockedBuffer) err
 	}
 }
 
-// freePorts returns n distinct ports that were free a moment ago.
-func freePorts(n int) ([]string, error) {
+// FreePorts returns n distinct ports that were free a moment ago.
+func FreePorts(n int) ([]string, error) {
 	var ports []string
 	var ls []net.Listener
 	defer func() {
@@ -342,19 +342,21 @@ func demoEnv(makefile string) ([]string, error) {
 	return env, sc.Err()
 }
 
-// lockedBuffer is a bytes.Buffer that a process's output and a test may use at once.
-type lockedBuffer struct {
+// LockedBuffer is a bytes.Buffer that a process's output and a test may use at once.
+type LockedBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *lockedBuffer) Write(p []byte) (int, error) {
+// Write implements io.Writer.
+func (b *LockedBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *lockedBuffer) String() string {
+// String returns what was written.
+func (b *LockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()

@@ -5,17 +5,13 @@
 package runlocal
 
 import (
-	"bytes"
-	"context"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -43,7 +39,7 @@ type setup struct {
 
 func newSetup(t *testing.T, edit func(string) string) *setup {
 	t.Helper()
-	ports := freePorts(t, 2+len(gateway.DocSims))
+	ports := mustFreePorts(t, 2+len(gateway.DocSims))
 	in := &gateway.Instance{Site: ports[0], Admin: ports[1], Sims: map[string]string{}}
 	for i, s := range gateway.DocSims {
 		in.Sims[s.Vendor] = ports[2+i]
@@ -77,7 +73,7 @@ func newSetup(t *testing.T, edit func(string) string) *setup {
 // script is a running scripts/run-local.sh, in its own process group as under make.
 type script struct {
 	cmd  *exec.Cmd
-	out  *lockedBuffer
+	out  *gateway.LockedBuffer
 	done chan struct{}
 	err  error
 }
@@ -91,7 +87,7 @@ func (s *setup) start(t *testing.T, extraEnv ...string) *script {
 	cmd := exec.Command(filepath.Join(bins.Root, "scripts", "run-local.sh"), append([]string{bins.Gateway}, args...)...)
 	cmd.Dir = s.dir
 	cmd.Env = append(append(os.Environ(), s.env...), extraEnv...)
-	out := &lockedBuffer{}
+	out := &gateway.LockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -226,7 +222,7 @@ func TestMissingSecret(t *testing.T) {
 // READY_TIMEOUT, and the gateway is stopped.
 func TestNeverAnswers(t *testing.T) {
 	s := newSetup(t, nil)
-	elsewhere := freePorts(t, 1)[0]
+	elsewhere := mustFreePorts(t, 1)[0]
 	s.env = append(s.env, "SITE=localhost:"+elsewhere, "READY_TIMEOUT=3")
 	sc := s.start(t)
 	if code := sc.exit(t, 60*time.Second); code != 1 {
@@ -269,69 +265,11 @@ func listening(addr string) bool {
 	return err == nil
 }
 
-func freePorts(t *testing.T, n int) []string {
+func mustFreePorts(t *testing.T, n int) []string {
 	t.Helper()
-	var ports []string
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		ports = append(ports, fmt.Sprint(l.Addr().(*net.TCPAddr).Port))
+	ports, err := gateway.FreePorts(n)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return ports
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// On a terminal (util-linux script's pseudo-terminal) the gateway writes to it directly, so
-// Caddy logs in its console format, not JSON; a broken config still fails with no banner.
-func TestBrokenConfigOnTerminal(t *testing.T) {
-	if v, err := exec.Command("script", "--version").CombinedOutput(); err != nil || !strings.Contains(string(v), "util-linux") {
-		t.Skip("no util-linux script to run make run's script on a pseudo-terminal")
-	}
-	s := newSetup(t, func(c string) string {
-		return strings.Replace(c, "provider custody palisade {", "provider custody palisade {\n\t\t\ttimout 5s", 1)
-	})
-	line := fmt.Sprintf("%s %s %s %s", filepath.Join(bins.Root, "scripts", "run-local.sh"), bins.Gateway, s.caddyfile, bins.Simulators)
-	for _, sim := range gateway.DocSims {
-		line += fmt.Sprintf(" -%s 127.0.0.1:%s", sim.Vendor, s.in.Sims[sim.Vendor])
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "script", "-q", "-e", "-c", line, "/dev/null")
-	cmd.Env = append(os.Environ(), s.env...)
-	cmd.Dir = s.dir
-	out, _ := cmd.CombinedOutput()
-	if code := cmd.ProcessState.ExitCode(); code != 1 {
-		t.Errorf("exit status %d, want 1\n%s", code, out)
-	}
-	for _, want := range []string{
-		`palisade: unknown option "timout"; did you mean "timeout"?`, // console format: no JSON escapes
-		"make run: the gateway exited (status 1) before it answered",
-		"make run: the gateway's log above says why",
-	} {
-		if !bytes.Contains(out, []byte(want)) {
-			t.Errorf("output lacks %q:\n%s", want, out)
-		}
-	}
-	if bytes.Contains(out, []byte("ready on")) {
-		t.Error("a broken config was called ready")
-	}
 }
